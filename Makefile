@@ -1,0 +1,54 @@
+# dbkv: `make quickstart` builds the library and runs the C quick start;
+# `make test` runs every test suite (Rust, C, Go, Node). See README.md.
+
+RELEASE := target/release
+CC ?= cc
+PREFIX ?= /usr/local
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+MAJOR := $(firstword $(subst ., ,$(VERSION)))
+
+.PHONY: all lib quickstart test test-rust test-c test-go test-node header bench install clean
+
+all: lib
+
+# The library, its soname link and a pkg-config file pointing at this tree.
+lib:
+	cargo build --release
+	ln -sf libdbkv.so $(RELEASE)/libdbkv.so.$(MAJOR)
+	@printf 'prefix=%s\nlibdir=$${prefix}/target/release\nincludedir=$${prefix}/include\n\nName: dbkv\nDescription: Embedded durable key-value engine\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -ldbkv\nCflags: -I$${includedir}\n' "$(CURDIR)" "$(VERSION)" > $(RELEASE)/dbkv.pc
+
+quickstart: lib
+	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/quickstart.c -L$(RELEASE) -Wl,-rpath,$(CURDIR)/$(RELEASE) -ldbkv -o $(RELEASE)/quickstart
+	$(RELEASE)/quickstart
+
+test: lib test-rust test-go test-node
+	@echo "all suites passed"
+
+# Rust unit, property, crash and C-suite tests (the C suite is driven from cargo test).
+test-rust:
+	cargo test --release
+
+test-go: lib
+	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/$(RELEASE) go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/$(RELEASE) go test -race -count=1 ./...
+	cd examples/go && PKG_CONFIG_PATH=$(CURDIR)/$(RELEASE) go run . $(CURDIR)/target/go-quickstart-data
+
+test-node: lib
+	cd bindings/node && npm ci --no-audit --no-fund && npm test
+	node examples/node/quickstart.js $(CURDIR)/target/node-quickstart-data
+
+header:
+	DBKV_BLESS=1 cargo test --release --test header
+
+bench: lib
+	cargo bench --bench engine
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
+	install -m 0755 $(RELEASE)/libdbkv.so $(DESTDIR)$(PREFIX)/lib/libdbkv.so.$(VERSION)
+	ln -sf libdbkv.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdbkv.so.$(MAJOR)
+	ln -sf libdbkv.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/libdbkv.so
+	install -m 0644 include/dbkv.h $(DESTDIR)$(PREFIX)/include/dbkv.h
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dbkv\nDescription: Embedded durable key-value engine\nVersion: %s\nLibs: -L$${libdir} -ldbkv\nCflags: -I$${includedir}\n' "$(PREFIX)" "$(VERSION)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dbkv.pc
+
+clean:
+	cargo clean

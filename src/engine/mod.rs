@@ -1,0 +1,582 @@
+//! The sharded in-memory engine. Every mutation is applied and, when a data
+//! directory is set, logged while its shard lock is held, so that the WAL
+//! order of any key equals its in-memory order.
+
+mod clock;
+mod durability;
+pub mod entry;
+mod expiry;
+pub mod hash;
+mod options;
+mod scan;
+mod shard;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
+
+pub use clock::Clock;
+pub use durability::Stats;
+pub use entry::Value;
+pub use options::{Options, RecoveryMode, SyncMode, HARD_MAX_VALUE_BYTES, MAX_KEY_BYTES};
+pub use scan::ScanIter;
+
+use crate::error::{Error, Result};
+use crate::persistence::record::Record;
+use durability::Durability;
+use entry::parse_i64;
+use hash::{hash_bytes, KeyHashBuilder};
+use shard::{Shard, ShardData};
+
+/// Result of `cas`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    Swapped,
+    Mismatch,
+    NotFound,
+}
+
+/// Result of `lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockOutcome {
+    /// Granted (or refreshed for the same owner) with this fencing token.
+    Granted(u64),
+    /// Another owner holds the lock.
+    Locked,
+}
+
+/// Result of `unlock` and `extend_lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnerOutcome {
+    Done,
+    NotFound,
+    NotOwner,
+}
+
+/// State shared by the handle, its background threads and its iterators.
+pub(crate) struct Inner {
+    shards: Box<[Shard]>,
+    shard_shift: u32,
+    seed: u64,
+    clock: Clock,
+    max_value_bytes: u64,
+    /// The last fencing token handed out.
+    last_token: AtomicU64,
+}
+
+/// An open engine. All methods are safe to call from many threads at once.
+pub struct Engine {
+    inner: Arc<Inner>,
+    sweeper: Option<expiry::Sweeper>,
+    durability: Option<Durability>,
+}
+
+impl Inner {
+    fn new(opts: &Options, seed: u64) -> Inner {
+        let hasher = KeyHashBuilder { seed };
+        Inner {
+            shards: (0..opts.shards).map(|_| Shard::new(hasher)).collect(),
+            shard_shift: 64 - opts.shards.trailing_zeros(),
+            seed,
+            clock: opts.clock.clone(),
+            max_value_bytes: opts.max_value_bytes,
+            last_token: AtomicU64::new(0),
+        }
+    }
+
+    #[inline]
+    fn shard_index(&self, key: &[u8]) -> usize {
+        if self.shard_shift == 64 {
+            return 0;
+        }
+        (hash_bytes(self.seed ^ 0x5bd1_e995, key) >> self.shard_shift) as usize
+    }
+
+    #[inline]
+    fn shard(&self, key: &[u8]) -> &Shard {
+        &self.shards[self.shard_index(key)]
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
+fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidArgument("key is empty (keys are 1 to 65535 bytes)".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(Error::TooLarge(format!("key is {} bytes, the limit is {MAX_KEY_BYTES}", key.len())));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Opens an engine; with a data directory, recovers its contents first.
+    pub fn open(opts: Options) -> Result<Engine> {
+        validate(&opts)?;
+        let inner = Arc::new(Inner::new(&opts, hash::random_seed()));
+        let durability = match &opts.data_dir {
+            Some(_) => Some(Durability::open(&opts, &inner)?),
+            None => None,
+        };
+        let sweeper = expiry::Sweeper::start(Arc::downgrade(&inner), opts.expiry_sweep_interval_ms);
+        Ok(Engine { inner, sweeper: Some(sweeper), durability })
+    }
+
+    /// Drains and fsyncs the WAL, stops background threads, releases the
+    /// data directory. Reports a final flush failure, if any.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if let Some(s) = self.sweeper.take() {
+            s.stop();
+        }
+        match self.durability.take() {
+            Some(d) => d.close(),
+            None => Ok(()),
+        }
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() as u64 > self.inner.max_value_bytes {
+            return Err(Error::TooLarge(format!(
+                "value is {} bytes, max_value_bytes is {}",
+                value.len(),
+                self.inner.max_value_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Absolute expiry for a TTL; 0 stays 0 (no expiry).
+    fn expiry(&self, ttl_ms: u64) -> Result<u64> {
+        if ttl_ms == 0 {
+            return Ok(0);
+        }
+        self.inner
+            .now()
+            .checked_add(ttl_ms)
+            .filter(|&t| t < i64::MAX as u64)
+            .ok_or_else(|| Error::InvalidArgument(format!("ttl_ms {ttl_ms} is too far in the future")))
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        match &self.durability {
+            Some(d) => d.check_writable(),
+            None => Ok(()),
+        }
+    }
+
+    /// Logs a mutation; must be called with the mutated shard(s) locked.
+    #[inline]
+    fn log(&self, rec: &Record<'_>) -> Result<u64> {
+        match &self.durability {
+            Some(d) => d.append(rec),
+            None => Ok(0),
+        }
+    }
+
+    /// Waits, after the shard lock is released, until the write is as
+    /// durable as the sync mode (or `force`, for lock grants) requires.
+    #[inline]
+    fn commit(&self, lsn: u64, force: bool) -> Result<()> {
+        match &self.durability {
+            Some(d) => d.commit(lsn, force),
+            None => Ok(()),
+        }
+    }
+
+    fn write_shard(&self, key: &[u8]) -> RwLockWriteGuard<'_, ShardData> {
+        self.inner.shard(key).write()
+    }
+
+    fn read_shard(&self, key: &[u8]) -> RwLockReadGuard<'_, ShardData> {
+        self.inner.shard(key).read()
+    }
+
+    pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
+        check_key(key)?;
+        self.check_value(value)?;
+        let expires_at = self.expiry(ttl_ms)?;
+        self.check_writable()?;
+        let lsn = {
+            let mut s = self.write_shard(key);
+            s.put_bytes(key, value, expires_at);
+            self.log(&Record::Set { key, value, expires_at })?
+        };
+        self.commit(lsn, false)
+    }
+
+    /// Calls `f` with the value of a live key, under the shard's read lock.
+    #[inline]
+    pub fn read<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+        check_key(key)?;
+        let s = self.read_shard(key);
+        Ok(s.live(key, || self.inner.now()).map(|e| e.value().with_bytes(f)))
+    }
+
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.read(key, |b| b.to_vec())
+    }
+
+    pub fn exists(&self, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        Ok(self.read_shard(key).live(key, || self.inner.now()).is_some())
+    }
+
+    /// Removes a key; false if it was absent.
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        self.check_writable()?;
+        let lsn = {
+            let mut s = self.write_shard(key);
+            if !s.remove(key, || self.inner.now()) {
+                return Ok(false);
+            }
+            self.log(&Record::Delete { key })?
+        };
+        self.commit(lsn, false)?;
+        Ok(true)
+    }
+
+    pub fn incr(&self, key: &[u8], delta: i64) -> Result<i64> {
+        self.add(key, delta, i64::checked_add)
+    }
+
+    pub fn decr(&self, key: &[u8], delta: i64) -> Result<i64> {
+        self.add(key, delta, i64::checked_sub)
+    }
+
+    fn add(&self, key: &[u8], delta: i64, op: fn(i64, i64) -> Option<i64>) -> Result<i64> {
+        check_key(key)?;
+        self.check_writable()?;
+        let (value, lsn) = {
+            let mut s = self.write_shard(key);
+            let (current, expires_at) = match s.live(key, || self.inner.now()) {
+                None => (0, 0),
+                Some(e) => {
+                    let n = match e.value() {
+                        Value::Int(n) => n,
+                        Value::Bytes(b) => parse_i64(b).ok_or(Error::NotInteger)?,
+                    };
+                    (n, e.expires_at())
+                }
+            };
+            let value = op(current, delta).ok_or(Error::Overflow)?;
+            s.put_int(key, value, expires_at);
+            (value, self.log(&Record::SetInt { key, value, expires_at })?)
+        };
+        self.commit(lsn, false)?;
+        Ok(value)
+    }
+
+    /// Stores only if the key is absent; false if it exists.
+    pub fn setnx(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<bool> {
+        check_key(key)?;
+        self.check_value(value)?;
+        let expires_at = self.expiry(ttl_ms)?;
+        self.check_writable()?;
+        let lsn = {
+            let mut s = self.write_shard(key);
+            if s.live(key, || self.inner.now()).is_some() {
+                return Ok(false);
+            }
+            s.put_bytes(key, value, expires_at);
+            self.log(&Record::Set { key, value, expires_at })?
+        };
+        self.commit(lsn, false)?;
+        Ok(true)
+    }
+
+    /// Replaces the value if it equals `expected` byte for byte.
+    pub fn cas(&self, key: &[u8], expected: &[u8], new: &[u8], ttl_ms: u64) -> Result<CasOutcome> {
+        check_key(key)?;
+        self.check_value(new)?;
+        let expires_at = self.expiry(ttl_ms)?;
+        self.check_writable()?;
+        let lsn = {
+            let mut s = self.write_shard(key);
+            match s.live(key, || self.inner.now()) {
+                None => return Ok(CasOutcome::NotFound),
+                Some(e) if !e.value().with_bytes(|b| b == expected) => return Ok(CasOutcome::Mismatch),
+                Some(_) => {}
+            }
+            s.put_bytes(key, new, expires_at);
+            self.log(&Record::Set { key, value: new, expires_at })?
+        };
+        self.commit(lsn, false)?;
+        Ok(CasOutcome::Swapped)
+    }
+
+    /// Sets a key's TTL (0 removes it, like `persist`); false if absent.
+    pub fn expire(&self, key: &[u8], ttl_ms: u64) -> Result<bool> {
+        check_key(key)?;
+        let expires_at = self.expiry(ttl_ms)?;
+        self.set_expiry(key, expires_at, false)
+    }
+
+    /// Removes a key's TTL; false if absent.
+    pub fn persist(&self, key: &[u8]) -> Result<bool> {
+        check_key(key)?;
+        self.set_expiry(key, 0, false)
+    }
+
+    fn set_expiry(&self, key: &[u8], expires_at: u64, durable: bool) -> Result<bool> {
+        self.check_writable()?;
+        let lsn = {
+            let mut s = self.write_shard(key);
+            match s.live(key, || self.inner.now()) {
+                None => return Ok(false),
+                Some(e) if e.expires_at() == expires_at => return Ok(true),
+                Some(_) => {}
+            }
+            s.set_expiry(key, expires_at);
+            self.log(&Record::Expire { key, expires_at })?
+        };
+        self.commit(lsn, durable)?;
+        Ok(true)
+    }
+
+    /// Milliseconds left: `Some(-1)` for no expiry, `None` if absent.
+    pub fn ttl(&self, key: &[u8]) -> Result<Option<i64>> {
+        check_key(key)?;
+        let s = self.read_shard(key);
+        let now = self.inner.now();
+        Ok(s.live(key, || now).map(|e| match e.expires_at() {
+            0 => -1,
+            t => (t - now) as i64,
+        }))
+    }
+
+    /// Indices of the shards `keys` live in, sorted and unique: the order
+    /// in which multi-key operations take locks, so they never deadlock.
+    fn shard_set(&self, keys: &[&[u8]]) -> Vec<usize> {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.inner.shard_index(k)).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx
+    }
+
+    fn lock_all(&self, shard_idx: &[usize]) -> Vec<(usize, RwLockWriteGuard<'_, ShardData>)> {
+        shard_idx.iter().map(|&i| (i, self.inner.shards[i].write())).collect()
+    }
+
+    /// Stores all pairs atomically: no reader sees some without the others.
+    pub fn mset(&self, keys: &[&[u8]], values: &[&[u8]], ttl_ms: u64) -> Result<()> {
+        if keys.len() != values.len() {
+            return Err(Error::InvalidArgument("mset needs as many values as keys".into()));
+        }
+        for (k, v) in keys.iter().zip(values) {
+            check_key(k)?;
+            self.check_value(v)?;
+        }
+        let expires_at = self.expiry(ttl_ms)?;
+        if keys.is_empty() {
+            return Ok(());
+        }
+        self.check_writable()?;
+        let lsn = {
+            let mut guards = self.lock_all(&self.shard_set(keys));
+            for (k, v) in keys.iter().zip(values) {
+                guard_for(&mut guards, self.inner.shard_index(k)).put_bytes(k, v, expires_at);
+            }
+            self.log(&Record::MSet { keys, values, expires_at })?
+        };
+        self.commit(lsn, false)
+    }
+
+    /// One optional value per key, read at a single point in time.
+    pub fn mget(&self, keys: &[&[u8]]) -> Result<Vec<Option<Vec<u8>>>> {
+        for k in keys {
+            check_key(k)?;
+        }
+        let idx = self.shard_set(keys);
+        let guards: Vec<(usize, RwLockReadGuard<'_, ShardData>)> =
+            idx.iter().map(|&i| (i, self.inner.shards[i].read())).collect();
+        let now = self.inner.now();
+        Ok(keys
+            .iter()
+            .map(|k| {
+                let i = self.inner.shard_index(k);
+                let g = &guards.iter().find(|(j, _)| *j == i).expect("shard locked").1;
+                g.live(k, || now).map(|e| e.value().to_vec())
+            })
+            .collect())
+    }
+
+    /// Deletes the keys atomically; returns how many existed.
+    pub fn mdel(&self, keys: &[&[u8]]) -> Result<usize> {
+        for k in keys {
+            check_key(k)?;
+        }
+        self.check_writable()?;
+        let (deleted, lsn) = {
+            let mut guards = self.lock_all(&self.shard_set(keys));
+            let now = self.inner.now();
+            let removed: Vec<&[u8]> = keys
+                .iter()
+                .copied()
+                .filter(|k| guard_for(&mut guards, self.inner.shard_index(k)).remove(k, || now))
+                .collect();
+            if removed.is_empty() {
+                return Ok(0);
+            }
+            (removed.len(), self.log(&Record::MDel { keys: &removed })?)
+        };
+        self.commit(lsn, false)?;
+        Ok(deleted)
+    }
+
+    /// Takes or refreshes a lock. The key's value is its owner.
+    pub fn lock(&self, key: &[u8], owner: &[u8], ttl_ms: u64) -> Result<LockOutcome> {
+        check_key(key)?;
+        check_owner(owner)?;
+        self.check_value(owner)?;
+        let expires_at = self.lock_expiry(ttl_ms)?;
+        self.check_writable()?;
+        let (token, lsn) = {
+            let mut s = self.write_shard(key);
+            if let Some(e) = s.live(key, || self.inner.now()) {
+                if !e.value().with_bytes(|b| b == owner) {
+                    return Ok(LockOutcome::Locked);
+                }
+            }
+            let token = self.inner.last_token.fetch_add(1, Ordering::Relaxed) + 1;
+            s.put_bytes(key, owner, expires_at);
+            (token, self.log(&Record::Lock { key, owner, expires_at, token })?)
+        };
+        self.commit(lsn, true)?;
+        Ok(LockOutcome::Granted(token))
+    }
+
+    pub fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<OwnerOutcome> {
+        check_key(key)?;
+        check_owner(owner)?;
+        self.check_writable()?;
+        let lsn = {
+            let mut s = self.write_shard(key);
+            match self.owner_check(&s, key, owner) {
+                OwnerOutcome::Done => {}
+                other => return Ok(other),
+            }
+            s.remove(key, || self.inner.now());
+            self.log(&Record::Delete { key })?
+        };
+        self.commit(lsn, true)?;
+        Ok(OwnerOutcome::Done)
+    }
+
+    /// Moves a held lock's expiry to now + `ttl_ms`.
+    pub fn extend_lock(&self, key: &[u8], owner: &[u8], ttl_ms: u64) -> Result<OwnerOutcome> {
+        check_key(key)?;
+        check_owner(owner)?;
+        let expires_at = self.lock_expiry(ttl_ms)?;
+        self.check_writable()?;
+        let lsn = {
+            let mut s = self.write_shard(key);
+            match self.owner_check(&s, key, owner) {
+                OwnerOutcome::Done => {}
+                other => return Ok(other),
+            }
+            s.set_expiry(key, expires_at);
+            self.log(&Record::Expire { key, expires_at })?
+        };
+        self.commit(lsn, true)?;
+        Ok(OwnerOutcome::Done)
+    }
+
+    fn owner_check(&self, s: &ShardData, key: &[u8], owner: &[u8]) -> OwnerOutcome {
+        match s.live(key, || self.inner.now()) {
+            None => OwnerOutcome::NotFound,
+            Some(e) if !e.value().with_bytes(|b| b == owner) => OwnerOutcome::NotOwner,
+            Some(_) => OwnerOutcome::Done,
+        }
+    }
+
+    fn lock_expiry(&self, ttl_ms: u64) -> Result<u64> {
+        if ttl_ms == 0 {
+            return Err(Error::InvalidArgument(
+                "lock ttl_ms must be > 0: a lock without expiry outlives a crashed owner".into(),
+            ));
+        }
+        self.expiry(ttl_ms)
+    }
+
+    /// Live keys with `prefix`, copied one shard at a time.
+    pub fn scan(&self, prefix: &[u8]) -> ScanIter {
+        ScanIter::new(self.inner.clone(), prefix.to_vec())
+    }
+
+    /// Live keys (expired keys not yet reclaimed are not counted).
+    pub fn count(&self) -> u64 {
+        let now = self.inner.now();
+        self.inner.shards.iter().map(|s| s.read().count_live(now) as u64).sum()
+    }
+
+    /// Reclaims expired keys in every shard now; returns how many.
+    pub fn sweep_expired(&self) -> usize {
+        expiry::sweep_all(&self.inner)
+    }
+
+    /// Returns once every write made before the call is durable.
+    pub fn sync(&self) -> Result<()> {
+        match &self.durability {
+            Some(d) => d.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Takes a snapshot and returns once it is durable.
+    pub fn snapshot(&self) -> Result<()> {
+        match &self.durability {
+            Some(d) => d.snapshot_now(),
+            None => Err(Error::InvalidArgument("snapshot needs a data directory (the handle is in-memory)".into())),
+        }
+    }
+
+    pub fn stats(&self) -> Stats {
+        let mut st = match &self.durability {
+            Some(d) => d.stats(),
+            None => Stats::default(),
+        };
+        st.keys = self.count();
+        st
+    }
+
+    /// The newest fencing token handed out.
+    pub fn last_token(&self) -> u64 {
+        self.inner.last_token.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn check_owner(owner: &[u8]) -> Result<()> {
+    if owner.is_empty() {
+        return Err(Error::InvalidArgument("lock owner is empty".into()));
+    }
+    Ok(())
+}
+
+fn validate(opts: &Options) -> Result<()> {
+    let mut probe = Options::default();
+    probe.set_shards(opts.shards)?;
+    probe.set_max_value_bytes(opts.max_value_bytes)?;
+    probe.set_sync_interval_ms(opts.sync_interval_ms)?;
+    probe.set_wal_segment_bytes(opts.wal_segment_bytes)?;
+    probe.set_snapshot_keep(opts.snapshot_keep)?;
+    Ok(())
+}
+
+fn guard_for<'g, 'a>(guards: &'g mut [(usize, RwLockWriteGuard<'a, ShardData>)], shard: usize) -> &'g mut ShardData {
+    &mut guards.iter_mut().find(|(i, _)| *i == shard).expect("shard locked").1
+}
+

@@ -1,0 +1,151 @@
+//! One shard: a table of entries behind a reader-writer lock.
+
+use std::collections::HashSet;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use super::entry::{Entry, Kind, Value};
+use super::hash::KeyHashBuilder;
+
+/// The table and its bookkeeping, guarded by the shard's lock.
+pub struct ShardData {
+    map: HashSet<Entry, KeyHashBuilder>,
+    /// How many entries have an expiry; shards with none are skipped by the
+    /// expiry sweep and counted in O(1).
+    ttl_count: usize,
+}
+
+/// Aligned so two shards' locks never share a cache line.
+#[repr(align(128))]
+pub struct Shard {
+    lock: RwLock<ShardData>,
+}
+
+impl Shard {
+    pub fn new(hasher: KeyHashBuilder) -> Shard {
+        Shard { lock: RwLock::new(ShardData { map: HashSet::with_hasher(hasher), ttl_count: 0 }) }
+    }
+
+    // A panic inside a shard operation leaves the table consistent (every
+    // mutation is a single table call), so a poisoned lock is safe to reuse.
+    #[inline]
+    pub fn read(&self) -> RwLockReadGuard<'_, ShardData> {
+        self.lock.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[inline]
+    pub fn write(&self) -> RwLockWriteGuard<'_, ShardData> {
+        self.lock.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl ShardData {
+    /// The entry for `key` if it exists and has not expired.
+    #[inline]
+    pub fn live(&self, key: &[u8], now: impl FnOnce() -> u64) -> Option<&Entry> {
+        self.map.get(key).filter(|e| e.is_live(now))
+    }
+
+    /// Stores a value, replacing any entry (live or expired) for the key.
+    pub fn put(&mut self, key: &[u8], kind: Kind, value: &[u8], expires_at: u64) {
+        match self.map.get(key) {
+            Some(e) => {
+                let had_ttl = e.expires_at() != 0;
+                e.replace(kind, value, expires_at);
+                self.adjust_ttl_count(had_ttl, expires_at != 0);
+            }
+            None => {
+                let e = match kind {
+                    Kind::Bytes => Entry::new_bytes(key, value, expires_at),
+                    Kind::Int => Entry::new_int(key, i64::from_ne_bytes(value.try_into().expect("int is 8 bytes")), expires_at),
+                };
+                self.map.insert(e);
+                self.adjust_ttl_count(false, expires_at != 0);
+            }
+        }
+    }
+
+    pub fn put_bytes(&mut self, key: &[u8], value: &[u8], expires_at: u64) {
+        self.put(key, Kind::Bytes, value, expires_at)
+    }
+
+    pub fn put_int(&mut self, key: &[u8], value: i64, expires_at: u64) {
+        self.put(key, Kind::Int, &value.to_ne_bytes(), expires_at)
+    }
+
+    pub fn put_value(&mut self, key: &[u8], value: Value<'_>, expires_at: u64) {
+        match value {
+            Value::Bytes(b) => self.put_bytes(key, b, expires_at),
+            Value::Int(n) => self.put_int(key, n, expires_at),
+        }
+    }
+
+    /// Removes the entry; true if it was live.
+    pub fn remove(&mut self, key: &[u8], now: impl FnOnce() -> u64) -> bool {
+        match self.map.take(key) {
+            Some(e) => {
+                self.adjust_ttl_count(e.expires_at() != 0, false);
+                e.is_live(now)
+            }
+            None => false,
+        }
+    }
+
+    /// Sets the expiry of an existing entry (0 = none).
+    pub fn set_expiry(&mut self, key: &[u8], expires_at: u64) {
+        if let Some(e) = self.map.get(key) {
+            let had_ttl = e.expires_at() != 0;
+            e.set_expires_at(expires_at);
+            self.adjust_ttl_count(had_ttl, expires_at != 0);
+        }
+    }
+
+    fn adjust_ttl_count(&mut self, had: bool, has: bool) {
+        match (had, has) {
+            (false, true) => self.ttl_count += 1,
+            (true, false) => self.ttl_count -= 1,
+            _ => {}
+        }
+    }
+
+    /// Drops every expired entry; returns how many.
+    pub fn sweep_expired(&mut self, now_ms: u64) -> usize {
+        if self.ttl_count == 0 {
+            return 0;
+        }
+        let before = self.map.len();
+        let mut ttl_left = 0;
+        self.map.retain(|e| {
+            let exp = e.expires_at();
+            let keep = exp == 0 || exp > now_ms;
+            ttl_left += (keep && exp != 0) as usize;
+            keep
+        });
+        self.ttl_count = ttl_left;
+        before - self.map.len()
+    }
+
+    pub fn has_ttl_entries(&self) -> bool {
+        self.ttl_count != 0
+    }
+
+    /// Live entries; O(1) unless some entries carry an expiry.
+    pub fn count_live(&self, now_ms: u64) -> usize {
+        if self.ttl_count == 0 {
+            return self.map.len();
+        }
+        self.map.iter().filter(|e| e.is_live(|| now_ms)).count()
+    }
+
+    /// Every live entry.
+    pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
+        self.map.iter().filter(move |e| e.is_live(|| now_ms))
+    }
+
+    pub fn len_including_expired(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional)
+    }
+}

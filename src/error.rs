@@ -1,0 +1,49 @@
+//! The error type shared by the engine and the persistence layer.
+
+use std::fmt;
+
+/// Every way a call can fail. Normal outcomes (a missing key, a held lock)
+/// are return values, not errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    InvalidArgument(String),
+    TooLarge(String),
+    NotInteger,
+    Overflow,
+    /// The caller's buffer is too small; the value needs this many bytes.
+    BufferTooSmall(usize),
+    Io(String),
+    Corruption(String),
+    /// The data directory is held by another handle or process.
+    Busy(String),
+    /// The engine stopped accepting writes after an I/O failure.
+    Failed(String),
+    Internal(String),
+}
+
+impl Error {
+    pub fn io(context: &str, err: &std::io::Error) -> Error {
+        Error::Io(format!("{context}: {err}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
+            Error::TooLarge(m) => write!(f, "too large: {m}"),
+            Error::NotInteger => write!(f, "value is not a base-10 signed 64-bit integer"),
+            Error::Overflow => write!(f, "increment or decrement would overflow a signed 64-bit integer"),
+            Error::BufferTooSmall(n) => write!(f, "buffer too small: the value needs {n} bytes"),
+            Error::Io(m) => write!(f, "I/O error: {m}"),
+            Error::Corruption(m) => write!(f, "corruption: {m}"),
+            Error::Busy(m) => write!(f, "busy: {m}"),
+            Error::Failed(m) => write!(f, "engine failed and accepts no writes: {m}"),
+            Error::Internal(m) => write!(f, "internal error: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;

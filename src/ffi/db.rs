@@ -1,0 +1,536 @@
+//! `dbkv`: the database handle and its key-value operations.
+
+use std::ffi::c_int;
+
+use super::*;
+use crate::engine::{CasOutcome, Engine, LockOutcome, OwnerOutcome, Stats};
+
+/// An open database. Thread-safe: any number of threads may call any
+/// function on one handle at once, except `dbkv_close`, which must be the
+/// last call on the handle.
+pub struct dbkv {
+    pub(crate) engine: Engine,
+}
+
+/// Runtime figures of a handle, filled by `dbkv_stats`. Set `size` to
+/// `sizeof(dbkv_statistics)` before the call: fields past `size` are left
+/// untouched, so a program built against an older, shorter struct keeps
+/// working with a newer library, and new fields are only ever appended.
+#[repr(C)]
+#[derive(Default)]
+pub struct dbkv_statistics {
+    /// In: `sizeof(dbkv_statistics)` as the caller knows it.
+    pub size: u64,
+    /// Live keys.
+    pub keys: u64,
+    /// WAL records and bytes written by this handle since open.
+    pub wal_records: u64,
+    pub wal_bytes: u64,
+    /// fsync/fdatasync calls made by this handle since open.
+    pub fsyncs: u64,
+    /// Every record with an LSN up to this one is durable.
+    pub durable_lsn: u64,
+    /// The LSN of the newest record.
+    pub last_lsn: u64,
+    /// Snapshots taken by this handle, and the duration of the last one.
+    pub snapshots_taken: u64,
+    pub last_snapshot_duration_us: u64,
+    /// 1 if the handle has stopped accepting writes after an I/O failure.
+    pub failed: u64,
+    /// Recovery in `dbkv_open`: 1 if a snapshot was loaded, and its entries.
+    pub recovery_snapshot_loaded: u64,
+    pub recovery_snapshot_entries: u64,
+    /// WAL records replayed on top of the snapshot.
+    pub recovery_wal_records: u64,
+    /// Damaged records skipped or cut off, and the WAL bytes dropped with them.
+    pub recovery_corrupt_records: u64,
+    pub recovery_bytes_dropped: u64,
+    pub recovery_duration_us: u64,
+}
+
+impl dbkv_statistics {
+    fn from_engine(s: &Stats) -> dbkv_statistics {
+        dbkv_statistics {
+            size: std::mem::size_of::<dbkv_statistics>() as u64,
+            keys: s.keys,
+            wal_records: s.wal_records,
+            wal_bytes: s.wal_bytes,
+            fsyncs: s.fsyncs,
+            durable_lsn: s.durable_lsn,
+            last_lsn: s.last_lsn,
+            snapshots_taken: s.snapshots_taken,
+            last_snapshot_duration_us: s.last_snapshot_duration_us,
+            failed: s.failed as u64,
+            recovery_snapshot_loaded: s.recovery_snapshot_loaded as u64,
+            recovery_snapshot_entries: s.recovery_snapshot_entries,
+            recovery_wal_records: s.recovery_wal_records,
+            recovery_corrupt_records: s.recovery_corrupt_records,
+            recovery_bytes_dropped: s.recovery_bytes_dropped,
+            recovery_duration_us: s.recovery_duration_us,
+        }
+    }
+}
+
+unsafe fn engine<'a>(db: *const dbkv) -> Result<&'a Engine, Error> {
+    Ok(&in_ref(db, "db")?.engine)
+}
+
+unsafe fn key<'a>(k: *const u8, len: usize) -> Result<&'a [u8], Error> {
+    bytes(k, len, "key")
+}
+
+/// Builds the arrays of key (and value) slices of a multi-key call.
+unsafe fn slices<'a>(ptrs: *const *const u8, lens: *const usize, n: usize, what: &str) -> Result<Vec<&'a [u8]>, Error> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let ptrs = bytes_array(ptrs, n, what)?;
+    let lens = bytes_array(lens, n, what)?;
+    ptrs.iter().zip(lens).map(|(&p, &l)| bytes(p, l, what)).collect()
+}
+
+unsafe fn bytes_array<'a, T>(p: *const T, n: usize, what: &str) -> Result<&'a [T], Error> {
+    if p.is_null() {
+        return Err(Error::InvalidArgument(format!("{what} array is NULL")));
+    }
+    Ok(std::slice::from_raw_parts(p, n))
+}
+
+fn found(yes: bool) -> c_int {
+    if yes {
+        DBKV_OK
+    } else {
+        DBKV_NOT_FOUND
+    }
+}
+
+/// Opens a database. With a data directory, takes its lock and recovers
+/// its contents (snapshot + WAL replay) before returning.
+///
+/// @param opts  options, or NULL for defaults (in-memory). Copied; may be freed after.
+/// @param[out] out  receives the handle; close it with `dbkv_close`.
+/// @return `DBKV_OK`; `DBKV_ERR_INVALID_ARGUMENT` (out is NULL, or the
+///   options are inconsistent); `DBKV_ERR_BUSY` (the data directory is open
+///   in this or another process); `DBKV_ERR_CORRUPTION` (damaged files under
+///   `DBKV_RECOVERY_ABSOLUTE`, or no usable snapshot); `DBKV_ERR_IO`;
+///   `DBKV_ERR_INTERNAL`. On failure `*out` is untouched and nothing is held.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_open(opts: *const dbkv_options, out_db: *mut *mut dbkv) -> c_int {
+    guard(|| {
+        let slot = out(out_db, "out")?;
+        let options = opts.as_ref().map(|o| o.opts.clone()).unwrap_or_default();
+        let engine = Engine::open(options)?;
+        *slot = Box::into_raw(Box::new(dbkv { engine }));
+        Ok(DBKV_OK)
+    })
+}
+
+/// Closes a handle: drains the WAL queue, fsyncs it, stops background
+/// threads, releases the data directory and frees the handle. The handle
+/// is freed whatever the status. Iterators still open keep the in-memory
+/// data alive until freed, but no longer see later writes.
+///
+/// @return `DBKV_OK`; `DBKV_ERR_INVALID_ARGUMENT` (db is NULL);
+///   `DBKV_ERR_FAILED` or `DBKV_ERR_IO` (the final flush failed: writes
+///   acknowledged since the last successful sync may not be durable).
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_close(db: *mut dbkv) -> c_int {
+    guard(|| {
+        if db.is_null() {
+            return Err(Error::InvalidArgument("db is NULL".into()));
+        }
+        Box::from_raw(db).engine.close()?;
+        Ok(DBKV_OK)
+    })
+}
+
+/// Stores `val` under `key`, replacing any previous value and TTL.
+///
+/// @param key, klen  the key: 1 to 65,535 bytes.
+/// @param val, vlen  the value: 0 to `max_value_bytes` bytes (val may be NULL when vlen is 0).
+/// @param ttl_ms  time to live in milliseconds; 0 = no expiry.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`,
+///   `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_set(db: *const dbkv, key: *const u8, klen: usize, val: *const u8, vlen: usize, ttl_ms: u64) -> c_int {
+    guard(|| {
+        engine(db)?.set(self::key(key, klen)?, bytes(val, vlen, "val")?, ttl_ms)?;
+        Ok(DBKV_OK)
+    })
+}
+
+/// Gets a copy of the value of `key`. Counters read as base-10 ASCII.
+///
+/// @param[out] val  receives a buffer owned by the caller, to free with
+///   `dbkv_free`; never NULL on success, even for an empty value.
+/// @param[out] vlen  receives the value's length.
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_get(db: *const dbkv, key: *const u8, klen: usize, val: *mut *mut u8, vlen: *mut usize) -> c_int {
+    guard(|| {
+        let (e, k) = (engine(db)?, self::key(key, klen)?);
+        let (val, vlen) = (out(val, "val")?, out(vlen, "vlen")?);
+        match e.read(k, |b| malloc_copy(b).map(|p| (p, b.len())))? {
+            None => Ok(DBKV_NOT_FOUND),
+            Some(copied) => {
+                (*val, *vlen) = copied?;
+                Ok(DBKV_OK)
+            }
+        }
+    })
+}
+
+/// Copies the value of `key` into the caller's buffer, with no allocation.
+///
+/// @param buf, cap  the destination (buf may be NULL when cap is 0).
+/// @param[out] len  on `DBKV_OK` the value's length; on
+///   `DBKV_ERR_BUFFER_TOO_SMALL` the size needed (nothing is copied).
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_BUFFER_TOO_SMALL`,
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_get_into(db: *const dbkv, key: *const u8, klen: usize, buf: *mut u8, cap: usize, len: *mut usize) -> c_int {
+    guard(|| {
+        let (e, k, len) = (engine(db)?, self::key(key, klen)?, out(len, "len")?);
+        if buf.is_null() && cap > 0 {
+            return Err(Error::InvalidArgument("buf is NULL with cap > 0".into()));
+        }
+        let copied = e.read(k, |v| {
+            if v.len() <= cap {
+                // SAFETY: buf has room for cap >= v.len() bytes.
+                std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len());
+            }
+            v.len()
+        })?;
+        match copied {
+            None => Ok(DBKV_NOT_FOUND),
+            Some(n) => {
+                *len = n;
+                if n > cap {
+                    return Err(Error::BufferTooSmall(n));
+                }
+                Ok(DBKV_OK)
+            }
+        }
+    })
+}
+
+/// Deletes `key`.
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_delete(db: *const dbkv, key: *const u8, klen: usize) -> c_int {
+    guard(|| Ok(found(engine(db)?.delete(self::key(key, klen)?)?)))
+}
+
+/// Tells whether `key` exists (and has not expired).
+/// @return `DBKV_OK` (exists), `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_exists(db: *const dbkv, key: *const u8, klen: usize) -> c_int {
+    guard(|| Ok(found(engine(db)?.exists(self::key(key, klen)?)?)))
+}
+
+/// Adds `delta` to the counter at `key` and returns the new value. A
+/// missing key counts as 0 and is created without TTL; an existing key
+/// keeps its TTL. The stored value must be a base-10 signed 64-bit integer
+/// in ASCII (no '+', no leading zeros), as `dbkv_get` of a counter returns.
+///
+/// @param[out] out  the new value (may be NULL if not wanted).
+/// @return `DBKV_OK`, `DBKV_ERR_NOT_INTEGER`, `DBKV_ERR_OVERFLOW` (nothing
+///   changed; never wraps or saturates), `DBKV_ERR_INVALID_ARGUMENT`,
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_incr(db: *const dbkv, key: *const u8, klen: usize, delta: i64, out_value: *mut i64) -> c_int {
+    guard(|| {
+        let v = engine(db)?.incr(self::key(key, klen)?, delta)?;
+        if let Some(o) = out_value.as_mut() {
+            *o = v;
+        }
+        Ok(DBKV_OK)
+    })
+}
+
+/// Subtracts `delta` from the counter at `key`; otherwise as `dbkv_incr`.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_decr(db: *const dbkv, key: *const u8, klen: usize, delta: i64, out_value: *mut i64) -> c_int {
+    guard(|| {
+        let v = engine(db)?.decr(self::key(key, klen)?, delta)?;
+        if let Some(o) = out_value.as_mut() {
+            *o = v;
+        }
+        Ok(DBKV_OK)
+    })
+}
+
+/// Stores `val` under `key` only if the key does not exist.
+/// @return `DBKV_OK` (stored), `DBKV_EXISTS` (nothing written),
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`,
+///   `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_setnx(db: *const dbkv, key: *const u8, klen: usize, val: *const u8, vlen: usize, ttl_ms: u64) -> c_int {
+    guard(|| {
+        let stored = engine(db)?.setnx(self::key(key, klen)?, bytes(val, vlen, "val")?, ttl_ms)?;
+        Ok(if stored { DBKV_OK } else { DBKV_EXISTS })
+    })
+}
+
+/// Compare-and-swap: replaces the value (and TTL) of `key` with `new_val`
+/// only if the current value equals `expected` byte for byte.
+/// @return `DBKV_OK` (swapped), `DBKV_MISMATCH`, `DBKV_NOT_FOUND`,
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`,
+///   `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_cas(
+    db: *const dbkv,
+    key: *const u8,
+    klen: usize,
+    expected: *const u8,
+    elen: usize,
+    new_val: *const u8,
+    nlen: usize,
+    ttl_ms: u64,
+) -> c_int {
+    guard(|| {
+        let outcome = engine(db)?.cas(self::key(key, klen)?, bytes(expected, elen, "expected")?, bytes(new_val, nlen, "new_val")?, ttl_ms)?;
+        Ok(match outcome {
+            CasOutcome::Swapped => DBKV_OK,
+            CasOutcome::Mismatch => DBKV_MISMATCH,
+            CasOutcome::NotFound => DBKV_NOT_FOUND,
+        })
+    })
+}
+
+/// Sets the TTL of an existing key to `ttl_ms` from now; 0 removes the
+/// expiry (as `dbkv_persist`), consistent with `ttl_ms` everywhere else.
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_expire(db: *const dbkv, key: *const u8, klen: usize, ttl_ms: u64) -> c_int {
+    guard(|| Ok(found(engine(db)?.expire(self::key(key, klen)?, ttl_ms)?)))
+}
+
+/// Removes the TTL of an existing key.
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_persist(db: *const dbkv, key: *const u8, klen: usize) -> c_int {
+    guard(|| Ok(found(engine(db)?.persist(self::key(key, klen)?)?)))
+}
+
+/// Reads the time to live of `key`.
+/// @param[out] ms  milliseconds remaining (at least 1), or -1 if the key has no expiry.
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_ttl(db: *const dbkv, key: *const u8, klen: usize, ms: *mut i64) -> c_int {
+    guard(|| {
+        let (e, k, ms) = (engine(db)?, self::key(key, klen)?, out(ms, "ms")?);
+        match e.ttl(k)? {
+            None => Ok(DBKV_NOT_FOUND),
+            Some(t) => {
+                *ms = t;
+                Ok(DBKV_OK)
+            }
+        }
+    })
+}
+
+/// Stores `n` pairs atomically, all with the same TTL: no reader sees some
+/// of them without the others. Later duplicates of a key win. All keys and
+/// values are checked before anything is written.
+/// @param keys, key_lens, vals, val_lens  arrays of `n` entries (may be NULL when n is 0).
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`,
+///   `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_mset(
+    db: *const dbkv,
+    keys: *const *const u8,
+    key_lens: *const usize,
+    vals: *const *const u8,
+    val_lens: *const usize,
+    n: usize,
+    ttl_ms: u64,
+) -> c_int {
+    guard(|| {
+        let e = engine(db)?;
+        let k = slices(keys, key_lens, n, "keys")?;
+        let v = slices(vals, val_lens, n, "vals")?;
+        e.mset(&k, &v, ttl_ms)?;
+        Ok(DBKV_OK)
+    })
+}
+
+/// Gets `n` values at one point in time.
+/// @param[out] vals_out  array of `n` pointers: each receives a buffer to
+///   free with `dbkv_free`, or NULL for a missing key (an empty value is a
+///   non-NULL pointer with length 0).
+/// @param[out] val_lens_out  array of `n` lengths (0 for missing keys).
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`
+///   (key), `DBKV_ERR_INTERNAL`. On failure nothing is allocated or written. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_mget(
+    db: *const dbkv,
+    keys: *const *const u8,
+    key_lens: *const usize,
+    n: usize,
+    vals_out: *mut *mut u8,
+    val_lens_out: *mut usize,
+) -> c_int {
+    guard(|| {
+        let e = engine(db)?;
+        let k = slices(keys, key_lens, n, "keys")?;
+        if n > 0 && (vals_out.is_null() || val_lens_out.is_null()) {
+            return Err(Error::InvalidArgument("vals_out or val_lens_out is NULL".into()));
+        }
+        let values = e.mget(&k)?;
+        let mut copies: Vec<(*mut u8, usize)> = Vec::with_capacity(n);
+        for v in &values {
+            let copy = match v {
+                None => Ok((std::ptr::null_mut(), 0)),
+                Some(b) => malloc_copy(b).map(|p| (p, b.len())),
+            };
+            match copy {
+                Ok(c) => copies.push(c),
+                Err(err) => {
+                    copies.iter().for_each(|(p, _)| libc::free(*p as *mut _));
+                    return Err(err);
+                }
+            }
+        }
+        for (i, (p, l)) in copies.into_iter().enumerate() {
+            *vals_out.add(i) = p;
+            *val_lens_out.add(i) = l;
+        }
+        Ok(DBKV_OK)
+    })
+}
+
+/// Deletes `n` keys atomically.
+/// @param[out] deleted  how many of the keys existed (may be NULL).
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`
+///   (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_mdel(db: *const dbkv, keys: *const *const u8, key_lens: *const usize, n: usize, deleted: *mut usize) -> c_int {
+    guard(|| {
+        let e = engine(db)?;
+        let k = slices(keys, key_lens, n, "keys")?;
+        let count = e.mdel(&k)?;
+        if let Some(d) = deleted.as_mut() {
+            *d = count;
+        }
+        Ok(DBKV_OK)
+    })
+}
+
+/// Takes the lock `key` for `owner` for `ttl_ms`. The lock lives in the
+/// keyspace: its value is the owner. If `owner` already holds it, the TTL
+/// is refreshed and a new token issued. With a data directory the grant is
+/// durable before this returns, in every sync mode.
+///
+/// @param owner, olen  the owner identity, 1 byte or more.
+/// @param ttl_ms  must be > 0: a lock without expiry would outlive a crashed owner.
+/// @param[out] fence  the fencing token: strictly greater than every token
+///   this data directory handed out before, across restarts (may be NULL).
+/// @return `DBKV_OK`, `DBKV_LOCKED` (another owner holds it),
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`,
+///   `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_lock(
+    db: *const dbkv,
+    key: *const u8,
+    klen: usize,
+    owner: *const u8,
+    olen: usize,
+    ttl_ms: u64,
+    fence: *mut u64,
+) -> c_int {
+    guard(|| match engine(db)?.lock(self::key(key, klen)?, bytes(owner, olen, "owner")?, ttl_ms)? {
+        LockOutcome::Locked => Ok(DBKV_LOCKED),
+        LockOutcome::Granted(token) => {
+            if let Some(f) = fence.as_mut() {
+                *f = token;
+            }
+            Ok(DBKV_OK)
+        }
+    })
+}
+
+fn owner_status(o: OwnerOutcome) -> c_int {
+    match o {
+        OwnerOutcome::Done => DBKV_OK,
+        OwnerOutcome::NotFound => DBKV_NOT_FOUND,
+        OwnerOutcome::NotOwner => DBKV_NOT_OWNER,
+    }
+}
+
+/// Releases the lock `key` if `owner` holds it (durable before return with a data directory).
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_NOT_OWNER` (nothing changed),
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_unlock(db: *const dbkv, key: *const u8, klen: usize, owner: *const u8, olen: usize) -> c_int {
+    guard(|| Ok(owner_status(engine(db)?.unlock(self::key(key, klen)?, bytes(owner, olen, "owner")?)?)))
+}
+
+/// Sets the expiry of the lock `key` held by `owner` to now + `ttl_ms`
+/// (`ttl_ms` > 0; durable before return with a data directory).
+/// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_NOT_OWNER` (nothing changed),
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_extend_lock(db: *const dbkv, key: *const u8, klen: usize, owner: *const u8, olen: usize, ttl_ms: u64) -> c_int {
+    guard(|| Ok(owner_status(engine(db)?.extend_lock(self::key(key, klen)?, bytes(owner, olen, "owner")?, ttl_ms)?)))
+}
+
+/// Counts live keys (expired keys are never counted).
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_count(db: *const dbkv, out_count: *mut u64) -> c_int {
+    guard(|| {
+        let (e, o) = (engine(db)?, out(out_count, "out")?);
+        *o = e.count();
+        Ok(DBKV_OK)
+    })
+}
+
+/// Returns once every write made before the call is durable (fsynced), in
+/// any sync mode. A no-op for in-memory handles.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_sync(db: *const dbkv) -> c_int {
+    guard(|| {
+        engine(db)?.sync()?;
+        Ok(DBKV_OK)
+    })
+}
+
+/// Takes a snapshot now and returns once it is durable. Writers keep
+/// running meanwhile; each shard is blocked only while it is copied.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (NULL, or an in-memory
+///   handle), `DBKV_ERR_IO`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_snapshot(db: *const dbkv) -> c_int {
+    guard(|| {
+        engine(db)?.snapshot()?;
+        Ok(DBKV_OK)
+    })
+}
+
+/// Fills `*out` with the handle's figures; set `out->size` first.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (NULL, or `out->size`
+///   smaller than 16, i.e. not even `size` and `keys`), `DBKV_ERR_INTERNAL`. Thread-safe.
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_stats(db: *const dbkv, out_stats: *mut dbkv_statistics) -> c_int {
+    guard(|| {
+        let (e, o) = (engine(db)?, out(out_stats, "out")?);
+        let caller_size = o.size as usize;
+        if caller_size < 16 {
+            return Err(Error::InvalidArgument(format!("stats size {caller_size} is smaller than 16: set out->size = sizeof(dbkv_statistics)")));
+        }
+        let full = dbkv_statistics::from_engine(&e.stats());
+        let n = caller_size.min(std::mem::size_of::<dbkv_statistics>());
+        // SAFETY: the caller's struct is at least caller_size bytes; we copy
+        // only the fields it has, after its size field.
+        std::ptr::copy_nonoverlapping((&full as *const dbkv_statistics as *const u8).add(8), (o as *mut dbkv_statistics as *mut u8).add(8), n - 8);
+        Ok(DBKV_OK)
+    })
+}

@@ -1,0 +1,4 @@
+//! On-disk formats and files: WAL segments, snapshots, recovery. Knows
+//! nothing of the engine; the engine feeds it records and shard copies.
+
+pub mod record;

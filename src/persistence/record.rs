@@ -1,0 +1,192 @@
+//! WAL records: the result of each mutation, never its intent, so that
+//! replaying a record twice leaves the same state as replaying it once.
+//!
+//! Byte layout is specified in docs/FORMAT.md and pinned by golden tests.
+
+use crate::error::{Error, Result};
+
+pub const TYPE_SET: u8 = 1;
+pub const TYPE_SET_INT: u8 = 2;
+pub const TYPE_DELETE: u8 = 3;
+pub const TYPE_MSET: u8 = 4;
+pub const TYPE_MDEL: u8 = 5;
+pub const TYPE_EXPIRE: u8 = 6;
+pub const TYPE_LOCK: u8 = 7;
+
+/// Bytes before a record's body: body length (u32) and CRC-32 of the body (u32).
+pub const RECORD_PREFIX: usize = 8;
+
+/// One mutation, borrowed from the caller while the shard lock is held.
+/// Expiries are absolute unix milliseconds, 0 = none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record<'a> {
+    Set { key: &'a [u8], value: &'a [u8], expires_at: u64 },
+    /// A counter's new value (what `incr`/`decr` produced).
+    SetInt { key: &'a [u8], value: i64, expires_at: u64 },
+    Delete { key: &'a [u8] },
+    MSet { keys: &'a [&'a [u8]], values: &'a [&'a [u8]], expires_at: u64 },
+    MDel { keys: &'a [&'a [u8]] },
+    Expire { key: &'a [u8], expires_at: u64 },
+    /// A lock grant or refresh: the key now holds `owner` until `expires_at`.
+    Lock { key: &'a [u8], owner: &'a [u8], expires_at: u64, token: u64 },
+}
+
+/// A decoded record that owns its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedRecord {
+    Set { key: Vec<u8>, value: Vec<u8>, expires_at: u64 },
+    SetInt { key: Vec<u8>, value: i64, expires_at: u64 },
+    Delete { key: Vec<u8> },
+    MSet { pairs: Vec<(Vec<u8>, Vec<u8>)>, expires_at: u64 },
+    MDel { keys: Vec<Vec<u8>> },
+    Expire { key: Vec<u8>, expires_at: u64 },
+    Lock { key: Vec<u8>, owner: Vec<u8>, expires_at: u64, token: u64 },
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u32(out, b.len() as u32);
+    out.extend_from_slice(b);
+}
+
+impl Record<'_> {
+    /// Appends `len | crc | lsn | type | fields` to `out`.
+    pub fn encode(&self, lsn: u64, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&[0u8; RECORD_PREFIX]);
+        put_u64(out, lsn);
+        match *self {
+            Record::Set { key, value, expires_at } => {
+                out.push(TYPE_SET);
+                put_u64(out, expires_at);
+                put_bytes(out, key);
+                put_bytes(out, value);
+            }
+            Record::SetInt { key, value, expires_at } => {
+                out.push(TYPE_SET_INT);
+                put_u64(out, expires_at);
+                put_bytes(out, key);
+                put_u64(out, value as u64);
+            }
+            Record::Delete { key } => {
+                out.push(TYPE_DELETE);
+                put_bytes(out, key);
+            }
+            Record::MSet { keys, values, expires_at } => {
+                out.push(TYPE_MSET);
+                put_u64(out, expires_at);
+                put_u32(out, keys.len() as u32);
+                for (k, v) in keys.iter().zip(values) {
+                    put_bytes(out, k);
+                    put_bytes(out, v);
+                }
+            }
+            Record::MDel { keys } => {
+                out.push(TYPE_MDEL);
+                put_u32(out, keys.len() as u32);
+                for k in keys {
+                    put_bytes(out, k);
+                }
+            }
+            Record::Expire { key, expires_at } => {
+                out.push(TYPE_EXPIRE);
+                put_u64(out, expires_at);
+                put_bytes(out, key);
+            }
+            Record::Lock { key, owner, expires_at, token } => {
+                out.push(TYPE_LOCK);
+                put_u64(out, expires_at);
+                put_u64(out, token);
+                put_bytes(out, key);
+                put_bytes(out, owner);
+            }
+        }
+        let body = &out[start + RECORD_PREFIX..];
+        let len = body.len() as u32;
+        let crc = crc32fast::hash(body);
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Reads fields from a record body, failing on any short read.
+struct Cursor<'a> {
+    b: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        if self.b.len() < n {
+            return Err(Error::Corruption("record body ends inside a field".into()));
+        }
+        let (head, rest) = self.b.split_at(n);
+        self.b = rest;
+        Ok(head)
+    }
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+    }
+    fn bytes(&mut self) -> Result<Vec<u8>> {
+        let n = self.u32()? as usize;
+        Ok(self.take(n)?.to_vec())
+    }
+}
+
+/// Decodes a record body (after the length and CRC were checked).
+pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
+    let mut c = Cursor { b: body };
+    let lsn = c.u64()?;
+    let rec = match c.u8()? {
+        TYPE_SET => {
+            let expires_at = c.u64()?;
+            OwnedRecord::Set { expires_at, key: c.bytes()?, value: c.bytes()? }
+        }
+        TYPE_SET_INT => {
+            let expires_at = c.u64()?;
+            OwnedRecord::SetInt { expires_at, key: c.bytes()?, value: c.u64()? as i64 }
+        }
+        TYPE_DELETE => OwnedRecord::Delete { key: c.bytes()? },
+        TYPE_MSET => {
+            let expires_at = c.u64()?;
+            let n = c.u32()? as usize;
+            let mut pairs = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                pairs.push((c.bytes()?, c.bytes()?));
+            }
+            OwnedRecord::MSet { pairs, expires_at }
+        }
+        TYPE_MDEL => {
+            let n = c.u32()? as usize;
+            let mut keys = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                keys.push(c.bytes()?);
+            }
+            OwnedRecord::MDel { keys }
+        }
+        TYPE_EXPIRE => {
+            let expires_at = c.u64()?;
+            OwnedRecord::Expire { expires_at, key: c.bytes()? }
+        }
+        TYPE_LOCK => {
+            let expires_at = c.u64()?;
+            let token = c.u64()?;
+            OwnedRecord::Lock { expires_at, token, key: c.bytes()?, owner: c.bytes()? }
+        }
+        t => return Err(Error::Corruption(format!("unknown record type {t}"))),
+    };
+    if !c.b.is_empty() {
+        return Err(Error::Corruption("record body has trailing bytes".into()));
+    }
+    Ok((lsn, rec))
+}
