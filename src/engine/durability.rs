@@ -1,8 +1,33 @@
-//! Placeholder replaced by the persistence work in the next commit.
-use std::sync::Arc;
-use super::{Inner, Options};
+//! Durability: the WAL queue that writers append to while they hold their
+//! shard lock, the writer thread that moves it to disk with group commit,
+//! and the snapshot thread.
+//!
+//! Appending assigns the LSN and encodes the record into one shared buffer
+//! under one mutex, so buffer order, file order and LSN order are the same,
+//! and, because the shard lock is held, equal to apply order for every key.
+//! The buffer is bounded: a writer that finds it full waits (back-pressure);
+//! no record is ever dropped.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::entry::Value;
+use super::restore::Restore;
+use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
 use crate::persistence::record::Record;
+use crate::persistence::recovery::{self, RecoveryStats};
+use crate::persistence::snapshot::{self, encode_entry, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
+use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
+use crate::persistence::wal::{encode_segment_header, segment_name};
+
+/// Queued bytes past which writers wait for the writer thread.
+const MAX_QUEUED_BYTES: usize = 32 << 20;
+/// Queued bytes past which the writer thread is woken to write early.
+const WRITE_EARLY_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -23,14 +48,563 @@ pub struct Stats {
     pub failed: bool,
 }
 
-pub struct Durability;
+/// Guarded by `Shared::queue`.
+struct Queue {
+    buf: Vec<u8>,
+    next_lsn: u64,
+    /// Someone waits for every LSN up to this one to be durable.
+    sync_upto: u64,
+    writer_sleeping: bool,
+    space_waiters: usize,
+    closing: bool,
+    records: u64,
+    records_since_snapshot: u64,
+    bytes_since_snapshot: u64,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake_writer: Condvar,
+    space: Condvar,
+    durable: Condvar,
+    durable_lsn: AtomicU64,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
+    wal_bytes: AtomicU64,
+    fsyncs: AtomicU64,
+    snapshots_taken: AtomicU64,
+    last_snapshot_us: AtomicU64,
+    /// First LSNs of the WAL segments on disk, ascending.
+    segments: Mutex<Vec<u64>>,
+    vfs: Arc<dyn Vfs>,
+    dir: PathBuf,
+    sync_mode: SyncMode,
+    interval: Duration,
+    segment_bytes: u64,
+}
+
+fn relock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        relock(&self.queue)
+    }
+
+    fn failure(&self) -> Error {
+        Error::Failed(relock(&self.failure).clone().unwrap_or_else(|| "WAL write failed".into()))
+    }
+
+    /// Enters the failed state: no more writes, waiters released with an
+    /// error. Nothing is retried (an fsync that failed may have dropped
+    /// dirty pages; retrying it could report success for lost data).
+    fn fail(&self, what: String) {
+        relock(&self.failure).get_or_insert(what);
+        self.failed.store(true, Ordering::SeqCst);
+        let _q = self.queue();
+        self.durable.notify_all();
+        self.space.notify_all();
+    }
+
+    fn is_failed(&self) -> bool {
+        self.failed.load(Ordering::Acquire)
+    }
+
+    /// The last LSN handed out.
+    fn last_lsn(&self) -> u64 {
+        self.queue().next_lsn - 1
+    }
+
+    fn wait_durable(&self, lsn: u64) -> Result<()> {
+        if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+            return Ok(());
+        }
+        let mut q = self.queue();
+        if q.sync_upto < lsn {
+            q.sync_upto = lsn;
+            if q.writer_sleeping {
+                self.wake_writer.notify_one();
+            }
+        }
+        while self.durable_lsn.load(Ordering::Acquire) < lsn {
+            if self.is_failed() {
+                return Err(self.failure());
+            }
+            q = self.durable.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+        Ok(())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn sync_dir(&self) -> Result<()> {
+        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io(&format!("fsync directory {}", self.dir.display()), &e))
+    }
+}
+
+/// Requests to the snapshot thread and its answers.
+struct SnapshotControl {
+    state: Mutex<SnapshotState>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct SnapshotState {
+    requested: u64,
+    done: u64,
+    last_result: Option<Result<()>>,
+    stop: bool,
+    /// Size of the newest snapshot, for the amortization rule.
+    last_size: u64,
+}
+
+pub struct Durability {
+    shared: Arc<Shared>,
+    snap: Arc<SnapshotControl>,
+    writer: Option<JoinHandle<()>>,
+    snapshotter: Option<JoinHandle<()>>,
+    recovery: RecoveryStats,
+    _dir_lock: Box<dyn Send + Sync>,
+}
+
+/// An open WAL segment.
+struct Segment {
+    file: Box<dyn VfsFile>,
+    size: u64,
+}
+
+fn create_segment(sh: &Shared, first_lsn: u64) -> Result<Segment> {
+    let path = sh.path(&segment_name(first_lsn));
+    let ctx = |e: std::io::Error| Error::io(&format!("create WAL segment {}", path.display()), &e);
+    let mut file = sh.vfs.create(&path).map_err(ctx)?;
+    let header = encode_segment_header(first_lsn);
+    file.write_all(&header).map_err(ctx)?;
+    file.sync().map_err(ctx)?;
+    sh.sync_dir()?;
+    let mut segs = relock(&sh.segments);
+    segs.retain(|&s| s != first_lsn);
+    segs.push(first_lsn);
+    Ok(Segment { file, size: header.len() as u64 })
+}
+
 impl Durability {
-    pub fn open(_o: &Options, _i: &Arc<Inner>) -> Result<Durability> { Err(Error::Io("persistence not built yet".into())) }
-    pub fn check_writable(&self) -> Result<()> { Ok(()) }
-    pub fn append(&self, _r: &Record<'_>) -> Result<u64> { Ok(0) }
-    pub fn commit(&self, _l: u64, _f: bool) -> Result<()> { Ok(()) }
-    pub fn sync(&self) -> Result<()> { Ok(()) }
-    pub fn snapshot_now(&self) -> Result<()> { Ok(()) }
-    pub fn stats(&self) -> Stats { Stats::default() }
-    pub fn close(self) -> Result<()> { Ok(()) }
+    pub fn open(opts: &Options, inner: &Arc<Inner>) -> Result<Durability> {
+        let dir = opts.data_dir.clone().expect("durability needs a data dir");
+        let vfs: Arc<dyn Vfs> = opts.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
+        vfs.create_dir_all(&dir).map_err(|e| Error::io(&format!("create data directory {}", dir.display()), &e))?;
+        let lock = vfs
+            .lock_dir(&dir)
+            .map_err(|e| Error::io(&format!("lock {}", dir.join("LOCK").display()), &e))?
+            .ok_or_else(|| Error::Busy(format!("data directory {} is already open (its LOCK is held by this or another process)", dir.display())))?;
+
+        let mut restore = Restore::new(inner, inner.now());
+        let recovered = recovery::recover(&*vfs, &dir, opts.recovery_mode, &mut restore)?;
+        inner.last_token.store(recovered.max_token, Ordering::Relaxed);
+
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                buf: Vec::with_capacity(WRITE_EARLY_BYTES * 2),
+                next_lsn: recovered.next_lsn,
+                sync_upto: 0,
+                writer_sleeping: false,
+                space_waiters: 0,
+                closing: false,
+                records: 0,
+                records_since_snapshot: recovered.stats.wal_records,
+                bytes_since_snapshot: 0,
+            }),
+            wake_writer: Condvar::new(),
+            space: Condvar::new(),
+            durable: Condvar::new(),
+            durable_lsn: AtomicU64::new(recovered.next_lsn - 1),
+            failed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            wal_bytes: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            snapshots_taken: AtomicU64::new(0),
+            last_snapshot_us: AtomicU64::new(0),
+            segments: Mutex::new(recovered.segments.clone()),
+            vfs,
+            dir: dir.clone(),
+            sync_mode: opts.sync_mode,
+            interval: Duration::from_millis(opts.sync_interval_ms),
+            segment_bytes: opts.wal_segment_bytes,
+        });
+        // New writes always go to a fresh segment, so a repaired tail is
+        // never appended to.
+        let segment = create_segment(&shared, recovered.next_lsn)?;
+
+        let sh = shared.clone();
+        let writer = std::thread::Builder::new()
+            .name("dbkv-wal".into())
+            .spawn(move || write_loop(&sh, segment))
+            .map_err(|e| Error::io("spawn WAL thread", &e))?;
+        let snap = Arc::new(SnapshotControl { state: Mutex::new(SnapshotState::default()), cv: Condvar::new() });
+        let (sh, sc, engine) = (shared.clone(), snap.clone(), inner.clone());
+        let policy = SnapshotPolicy {
+            interval: Duration::from_secs(opts.snapshot_interval_secs),
+            ops: opts.snapshot_ops,
+            keep: opts.snapshot_keep as usize,
+        };
+        let snapshotter = std::thread::Builder::new()
+            .name("dbkv-snapshot".into())
+            .spawn(move || snapshot_loop(&sh, &sc, &engine, policy))
+            .map_err(|e| Error::io("spawn snapshot thread", &e))?;
+        Ok(Durability {
+            shared,
+            snap,
+            writer: Some(writer),
+            snapshotter: Some(snapshotter),
+            recovery: recovered.stats,
+            _dir_lock: lock,
+        })
+    }
+
+    pub fn check_writable(&self) -> Result<()> {
+        if self.shared.is_failed() {
+            return Err(self.shared.failure());
+        }
+        Ok(())
+    }
+
+    /// Queues a record; called with the record's shard lock(s) held.
+    pub fn append(&self, rec: &Record<'_>) -> Result<u64> {
+        let sh = &*self.shared;
+        let mut q = sh.queue();
+        while q.buf.len() >= MAX_QUEUED_BYTES {
+            if sh.is_failed() {
+                return Err(sh.failure());
+            }
+            q.space_waiters += 1;
+            q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.space_waiters -= 1;
+        }
+        if sh.is_failed() {
+            return Err(sh.failure());
+        }
+        let lsn = q.next_lsn;
+        q.next_lsn += 1;
+        let before = q.buf.len();
+        rec.encode(lsn, &mut q.buf);
+        q.records += 1;
+        q.records_since_snapshot += 1;
+        q.bytes_since_snapshot += (q.buf.len() - before) as u64;
+        if q.writer_sleeping && q.buf.len() >= WRITE_EARLY_BYTES {
+            q.writer_sleeping = false;
+            sh.wake_writer.notify_one();
+        }
+        Ok(lsn)
+    }
+
+    /// Waits for durability when the mode (or `force`) asks for it.
+    pub fn commit(&self, lsn: u64, force: bool) -> Result<()> {
+        if force || self.shared.sync_mode == SyncMode::Always {
+            self.shared.wait_durable(lsn)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        self.check_writable()?;
+        self.shared.wait_durable(self.shared.last_lsn())
+    }
+
+    pub fn snapshot_now(&self) -> Result<()> {
+        self.check_writable()?;
+        let mut st = relock(&self.snap.state);
+        st.requested += 1;
+        let ticket = st.requested;
+        self.snap.cv.notify_all();
+        while st.done < ticket {
+            st = self.snap.cv.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        st.last_result.clone().unwrap_or(Ok(()))
+    }
+
+    pub fn stats(&self) -> Stats {
+        let sh = &*self.shared;
+        let (records, last_lsn) = {
+            let q = sh.queue();
+            (q.records, q.next_lsn - 1)
+        };
+        Stats {
+            keys: 0,
+            wal_records: records,
+            wal_bytes: sh.wal_bytes.load(Ordering::Relaxed),
+            fsyncs: sh.fsyncs.load(Ordering::Relaxed),
+            durable_lsn: sh.durable_lsn.load(Ordering::Acquire),
+            last_lsn,
+            snapshots_taken: sh.snapshots_taken.load(Ordering::Relaxed),
+            last_snapshot_duration_us: sh.last_snapshot_us.load(Ordering::Relaxed),
+            recovery_snapshot_loaded: self.recovery.snapshot_loaded,
+            recovery_snapshot_entries: self.recovery.snapshot_entries,
+            recovery_wal_records: self.recovery.wal_records,
+            recovery_corrupt_records: self.recovery.corrupt_records,
+            recovery_bytes_dropped: self.recovery.bytes_dropped,
+            recovery_duration_us: self.recovery.duration_us,
+            failed: sh.is_failed(),
+        }
+    }
+
+    /// Stops the snapshot thread, drains and fsyncs the WAL, stops the
+    /// writer thread; the directory lock is released when `self` drops.
+    pub fn close(mut self) -> Result<()> {
+        {
+            let mut st = relock(&self.snap.state);
+            st.stop = true;
+            self.snap.cv.notify_all();
+        }
+        if let Some(t) = self.snapshotter.take() {
+            let _ = t.join();
+        }
+        {
+            let mut q = self.shared.queue();
+            q.closing = true;
+            self.shared.wake_writer.notify_one();
+        }
+        if let Some(t) = self.writer.take() {
+            let _ = t.join();
+        }
+        if self.shared.is_failed() {
+            return Err(self.shared.failure());
+        }
+        Ok(())
+    }
+}
+
+/// The writer thread: takes the whole queued buffer at once (group
+/// commit), writes it, fsyncs when the mode or a waiter asks, then
+/// publishes the durable LSN.
+fn write_loop(sh: &Shared, mut seg: Segment) {
+    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_EARLY_BYTES * 2);
+    let mut unsynced = false;
+    let mut next_tick = Instant::now() + sh.interval;
+    loop {
+        let (last_lsn, sync, closing) = {
+            let mut q = sh.queue();
+            loop {
+                let now = Instant::now();
+                let tick = now >= next_tick && (unsynced || !q.buf.is_empty());
+                let waited_on = q.sync_upto > sh.durable_lsn.load(Ordering::Acquire);
+                if q.closing || waited_on || tick || q.buf.len() >= WRITE_EARLY_BYTES {
+                    break;
+                }
+                if now >= next_tick {
+                    next_tick = now + sh.interval;
+                }
+                q.writer_sleeping = true;
+                q = sh.wake_writer.wait_timeout(q, next_tick - now).unwrap_or_else(|p| p.into_inner()).0;
+                q.writer_sleeping = false;
+            }
+            std::mem::swap(&mut q.buf, &mut batch);
+            if q.space_waiters > 0 {
+                sh.space.notify_all();
+            }
+            let tick = Instant::now() >= next_tick;
+            let sync = q.closing
+                || q.sync_upto > sh.durable_lsn.load(Ordering::Acquire)
+                || (tick && sh.sync_mode != SyncMode::None);
+            if tick {
+                next_tick = Instant::now() + sh.interval;
+            }
+            (q.next_lsn - 1, sync, q.closing)
+        };
+        if let Err(e) = write_batch(sh, &mut seg, &mut batch, &mut unsynced, sync, last_lsn) {
+            sh.fail(e.to_string());
+            return;
+        }
+        if closing {
+            return;
+        }
+    }
+}
+
+fn write_batch(sh: &Shared, seg: &mut Segment, batch: &mut Vec<u8>, unsynced: &mut bool, sync: bool, last_lsn: u64) -> Result<()> {
+    if !batch.is_empty() {
+        seg.file.write_all(batch).map_err(|e| Error::io("write WAL segment", &e))?;
+        seg.size += batch.len() as u64;
+        sh.wal_bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        batch.clear();
+        *unsynced = true;
+    }
+    let rotate = seg.size >= sh.segment_bytes;
+    if *unsynced && (sync || rotate) {
+        seg.file.sync().map_err(|e| Error::io("fsync WAL segment", &e))?;
+        sh.fsyncs.fetch_add(1, Ordering::Relaxed);
+        *unsynced = false;
+    }
+    if !*unsynced && sh.durable_lsn.load(Ordering::Acquire) < last_lsn {
+        // Everything up to last_lsn was in this or an earlier batch and is
+        // now on stable storage.
+        let _q = sh.queue();
+        sh.durable_lsn.store(last_lsn, Ordering::Release);
+        sh.durable.notify_all();
+    }
+    if rotate {
+        *seg = create_segment(sh, last_lsn + 1)?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct SnapshotPolicy {
+    interval: Duration,
+    ops: u64,
+    keep: usize,
+}
+
+fn snapshot_loop(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, policy: SnapshotPolicy) {
+    let mut last = Instant::now();
+    loop {
+        let explicit = {
+            let mut st = relock(&ctl.state);
+            if !st.stop && st.requested == st.done {
+                st = ctl.cv.wait_timeout(st, Duration::from_millis(200)).unwrap_or_else(|p| p.into_inner()).0;
+            }
+            if st.stop {
+                return;
+            }
+            (st.requested > st.done).then_some(st.requested)
+        };
+        let due = explicit.is_some() || snapshot_due(sh, ctl, policy, last);
+        if !due || sh.is_failed() {
+            if let Some(ticket) = explicit {
+                finish_request(ctl, ticket, Err(sh.failure()));
+            }
+            continue;
+        }
+        let result = take_snapshot(sh, ctl, inner, policy.keep);
+        last = Instant::now();
+        match explicit {
+            Some(ticket) => finish_request(ctl, ticket, result),
+            // A failed automatic snapshot is retried at the next trigger;
+            // the WAL still holds everything, so nothing is at risk.
+            None => {}
+        }
+    }
+}
+
+fn finish_request(ctl: &SnapshotControl, ticket: u64, result: Result<()>) {
+    let mut st = relock(&ctl.state);
+    st.done = st.done.max(ticket);
+    st.last_result = Some(result);
+    ctl.cv.notify_all();
+}
+
+/// The automatic triggers. The ops trigger also waits until the WAL
+/// written since the last snapshot is at least that snapshot's size, so
+/// snapshot work stays proportional to WAL written however large the data.
+fn snapshot_due(sh: &Shared, ctl: &SnapshotControl, policy: SnapshotPolicy, last: Instant) -> bool {
+    let (records, bytes) = {
+        let q = sh.queue();
+        (q.records_since_snapshot, q.bytes_since_snapshot)
+    };
+    if records == 0 {
+        return false;
+    }
+    let by_ops = policy.ops > 0 && records >= policy.ops && bytes >= relock(&ctl.state).last_size;
+    let by_time = !policy.interval.is_zero() && last.elapsed() >= policy.interval;
+    by_ops || by_time
+}
+
+fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize) -> Result<()> {
+    let started = Instant::now();
+    {
+        let mut q = sh.queue();
+        q.records_since_snapshot = 0;
+        q.bytes_since_snapshot = 0;
+    }
+    // Only this thread writes snapshots in this directory (it holds the
+    // LOCK), and recovery removes a leftover temp file, so one name will do.
+    let tmp = sh.path("snapshot.tmp");
+    let result = write_snapshot(sh, inner, &tmp);
+    let (name, size) = match result {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = sh.vfs.remove(&tmp);
+            return Err(e);
+        }
+    };
+    let final_path = sh.path(&name);
+    sh.vfs.rename(&tmp, &final_path).map_err(|e| Error::io(&format!("rename snapshot to {}", final_path.display()), &e))?;
+    sh.sync_dir()?;
+    sh.snapshots_taken.fetch_add(1, Ordering::Relaxed);
+    sh.last_snapshot_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    relock(&ctl.state).last_size = size;
+    remove_obsolete(sh, keep)
+}
+
+/// Copies each shard under its read lock, together with the LSN it is
+/// complete up to, then makes the WAL durable up to the newest copy so the
+/// snapshot never holds a write the WAL could lose.
+fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64)> {
+    let now = inner.now();
+    let mut writer: Option<SnapshotWriter> = None;
+    let mut min_lsn = u64::MAX;
+    let mut max_lsn = 0;
+    for (i, shard) in inner.shards.iter().enumerate() {
+        let mut buf = Vec::new();
+        let (covered, count, token_hwm) = {
+            let s = shard.read();
+            // With this shard's lock held no record for it is in flight, so
+            // every record for it up to the last LSN handed out is applied.
+            let covered = sh.last_lsn();
+            let token_hwm = inner.last_token.load(Ordering::Relaxed);
+            let mut count = 0u64;
+            for e in s.iter_live(now) {
+                match e.value() {
+                    Value::Bytes(b) => encode_entry(&mut buf, KIND_BYTES, e.expires_at(), e.key(), b),
+                    Value::Int(n) => encode_entry(&mut buf, KIND_INT, e.expires_at(), e.key(), &n.to_le_bytes()),
+                }
+                count += 1;
+            }
+            (covered, count, token_hwm)
+        };
+        if i == 0 {
+            // The token read under the first shard's lock bounds every token
+            // whose record is not replayed (all later ones have larger LSNs).
+            let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed, created_ms: now, token_hwm };
+            writer = Some(SnapshotWriter::create(&*sh.vfs, tmp, &meta)?);
+        }
+        min_lsn = min_lsn.min(covered);
+        max_lsn = max_lsn.max(covered);
+        writer.as_mut().expect("created at shard 0").shard(covered, count, &buf)?;
+    }
+    sh.wait_durable(max_lsn)?;
+    let size = writer.expect("at least one shard").finish()?;
+    Ok((snapshot::snapshot_name(min_lsn), size))
+}
+
+/// Keeps the newest `keep` snapshots, and the WAL segments that the two
+/// newest need (the previous one is the fallback if the newest is damaged).
+fn remove_obsolete(sh: &Shared, keep: usize) -> Result<()> {
+    let names = sh.vfs.list(&sh.dir).map_err(|e| Error::io("list data directory", &e))?;
+    let mut snaps: Vec<u64> = names.iter().filter_map(|n| snapshot::parse_snapshot_name(n)).collect();
+    snaps.sort_unstable();
+    let mut removed = false;
+    while snaps.len() > keep {
+        let old = snaps.remove(0);
+        sh.vfs.remove(&sh.path(&snapshot::snapshot_name(old))).map_err(|e| Error::io("remove old snapshot", &e))?;
+        removed = true;
+    }
+    let floor = match snaps.len() {
+        0 => return Ok(()),
+        1 => snaps[0],
+        n => snaps[n - 2],
+    };
+    let mut segs = relock(&sh.segments);
+    while segs.len() > 1 && segs[1] - 1 <= floor {
+        let old = segs.remove(0);
+        sh.vfs.remove(&sh.path(&segment_name(old))).map_err(|e| Error::io("remove old WAL segment", &e))?;
+        removed = true;
+    }
+    drop(segs);
+    if removed {
+        sh.sync_dir()?;
+    }
+    Ok(())
 }

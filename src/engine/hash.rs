@@ -54,6 +54,19 @@ pub fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     fold_mul(fold_mul(a ^ P1 ^ h, b ^ P2), P0 ^ rest.len() as u64)
 }
 
+/// The shard a key belongs to among `shards` (a power of two) for `seed`.
+/// Recovery uses it with a snapshot's seed and shard count.
+#[inline]
+pub fn shard_of(seed: u64, shards: u32, key: &[u8]) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    (hash_bytes(seed ^ SHARD_SALT, key) >> (64 - shards.trailing_zeros())) as usize
+}
+
+/// Keeps the shard choice independent of the table's use of the same hash.
+const SHARD_SALT: u64 = 0x5bd1_e995;
+
 /// `BuildHasher` for the shard tables. Keys reach it as `[u8]`, whose `Hash`
 /// writes a length prefix and then the bytes; the length is already mixed in
 /// by `hash_bytes`, so it is ignored.

@@ -8,6 +8,7 @@ pub mod entry;
 mod expiry;
 pub mod hash;
 mod options;
+mod restore;
 mod scan;
 mod shard;
 
@@ -24,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::persistence::record::Record;
 use durability::Durability;
 use entry::parse_i64;
-use hash::{hash_bytes, KeyHashBuilder};
+use hash::{shard_of, KeyHashBuilder};
 use shard::{Shard, ShardData};
 
 /// Result of `cas`.
@@ -55,7 +56,6 @@ pub enum OwnerOutcome {
 /// State shared by the handle, its background threads and its iterators.
 pub(crate) struct Inner {
     shards: Box<[Shard]>,
-    shard_shift: u32,
     seed: u64,
     clock: Clock,
     max_value_bytes: u64,
@@ -75,7 +75,6 @@ impl Inner {
         let hasher = KeyHashBuilder { seed };
         Inner {
             shards: (0..opts.shards).map(|_| Shard::new(hasher)).collect(),
-            shard_shift: 64 - opts.shards.trailing_zeros(),
             seed,
             clock: opts.clock.clone(),
             max_value_bytes: opts.max_value_bytes,
@@ -85,10 +84,7 @@ impl Inner {
 
     #[inline]
     fn shard_index(&self, key: &[u8]) -> usize {
-        if self.shard_shift == 64 {
-            return 0;
-        }
-        (hash_bytes(self.seed ^ 0x5bd1_e995, key) >> self.shard_shift) as usize
+        shard_of(self.seed, self.shards.len() as u32, key)
     }
 
     #[inline]

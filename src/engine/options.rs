@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use super::clock::Clock;
+pub use crate::persistence::RecoveryMode;
+use crate::persistence::vfs::Vfs;
 use crate::error::{Error, Result};
 
 pub const DEFAULT_SHARDS: u32 = 256;
@@ -20,17 +24,6 @@ pub enum SyncMode {
     Interval = 1,
     /// A write returns once its record is fsynced (group commit).
     Always = 2,
-}
-
-/// What recovery does with a damaged WAL (after RocksDB's recovery modes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RecoveryMode {
-    /// Replay up to the first bad or torn record, then truncate there.
-    PointInTime = 0,
-    /// Refuse to open on any damage.
-    Absolute = 1,
-    /// Replay every record whose checksum is good.
-    SkipCorrupted = 2,
 }
 
 impl SyncMode {
@@ -57,7 +50,7 @@ impl RecoveryMode {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Options {
     /// `None` keeps everything in memory only.
     pub data_dir: Option<PathBuf>,
@@ -73,6 +66,9 @@ pub struct Options {
     /// How often the active expiry sweep runs.
     pub expiry_sweep_interval_ms: u64,
     pub clock: Clock,
+    /// The file layer; `None` is the operating system. Tests pass a
+    /// `SimVfs` to inject faults and power loss.
+    pub vfs: Option<Arc<dyn Vfs>>,
 }
 
 impl Default for Options {
@@ -93,6 +89,7 @@ impl Default for Options {
             recovery_mode: RecoveryMode::PointInTime,
             expiry_sweep_interval_ms: 100,
             clock: Clock::System,
+            vfs: None,
         }
     }
 }

@@ -141,11 +141,8 @@ impl ShardData {
         self.map.iter().filter(move |e| e.is_live(|| now_ms))
     }
 
-    pub fn len_including_expired(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn reserve(&mut self, additional: usize) {
-        self.map.reserve(additional)
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.ttl_count = 0;
     }
 }

@@ -60,7 +60,7 @@ pub unsafe extern "C" fn dbkv_options_new(out_opts: *mut *mut dbkv_options) -> c
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_options_free(opts: *mut dbkv_options) {
     if !opts.is_null() {
-        let _ = std::panic::catch_unwind(|| drop(Box::from_raw(opts)));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(opts))));
     }
 }
 

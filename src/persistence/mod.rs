@@ -2,3 +2,9 @@
 //! nothing of the engine; the engine feeds it records and shard copies.
 
 pub mod record;
+pub mod recovery;
+pub mod snapshot;
+pub mod vfs;
+pub mod wal;
+
+pub use recovery::RecoveryMode;

@@ -1,0 +1,238 @@
+//! Recovery: pick the newest snapshot that verifies, feed it to the engine,
+//! replay the WAL after it, and repair the WAL's tail as the recovery mode
+//! says. All reading and checking happens before any file is modified, so
+//! a refused recovery (`Absolute`) leaves the directory as it was.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::record::OwnedRecord;
+use super::snapshot::{self, parse_snapshot_name, SnapEntry, SnapshotMeta};
+use super::vfs::Vfs;
+use super::wal::{self, parse_segment_name, Scan, SEGMENT_HEADER_LEN};
+use crate::error::{Error, Result};
+
+/// What recovery does with a damaged WAL (after RocksDB's recovery modes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// Replay up to the first bad or torn record, then cut the WAL there.
+    PointInTime = 0,
+    /// Refuse to open on any damage, modifying nothing.
+    Absolute = 1,
+    /// Replay every record whose checksum is good.
+    SkipCorrupted = 2,
+}
+
+/// Where recovered state goes (the engine).
+pub trait Sink {
+    fn entry(&mut self, e: SnapEntry<'_>);
+    /// A snapshot verified and all its entries were passed to `entry`.
+    fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]);
+    /// Forget everything passed so far (a snapshot turned out unusable).
+    fn reset(&mut self);
+    fn record(&mut self, lsn: u64, rec: OwnedRecord);
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryStats {
+    pub snapshot_loaded: bool,
+    pub snapshot_entries: u64,
+    pub wal_records: u64,
+    pub corrupt_records: u64,
+    pub bytes_dropped: u64,
+    pub duration_us: u64,
+}
+
+#[derive(Debug)]
+pub struct Recovered {
+    pub stats: RecoveryStats,
+    /// The LSN the next record gets: above every LSN in the WAL and every
+    /// LSN the snapshot covers.
+    pub next_lsn: u64,
+    /// The largest fencing token seen in the snapshot header or the WAL.
+    pub max_token: u64,
+    /// First LSNs of the segments left, ascending.
+    pub segments: Vec<u64>,
+}
+
+/// A change to make once recovery has read everything.
+enum Repair {
+    Truncate(PathBuf, u64),
+    SetAside(PathBuf),
+    Remove(PathBuf),
+}
+
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::io(&format!("{what} {}", path.display()), &e)
+}
+
+pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sink) -> Result<Recovered> {
+    let started = Instant::now();
+    let names = vfs.list(dir).map_err(|e| io_err("list", dir, e))?;
+    let mut segments: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
+    segments.sort_unstable();
+    let mut snapshots: Vec<u64> = names.iter().filter_map(|n| parse_snapshot_name(n)).collect();
+    snapshots.sort_unstable_by(|a, b| b.cmp(a));
+    let mut repairs: Vec<Repair> = names.iter().filter(|n| n.ends_with(".tmp")).map(|n| Repair::Remove(dir.join(n))).collect();
+
+    let mut stats = RecoveryStats::default();
+    let mut max_token = 0;
+    let mut chosen: Option<(u64, u64)> = None; // (min covered LSN, max covered LSN)
+    for &snap in &snapshots {
+        let name = snapshot::snapshot_name(snap);
+        let path = dir.join(&name);
+        let image = vfs.read(&path).map_err(|e| io_err("read", &path, e))?;
+        match snapshot::load(&name, &image, |e| sink.entry(e)) {
+            Ok(loaded) => {
+                let min = loaded.shard_lsns.iter().copied().min().unwrap_or(0);
+                let max = loaded.shard_lsns.iter().copied().max().unwrap_or(0);
+                if let Some(&first) = segments.first() {
+                    if first > min + 1 {
+                        sink.reset();
+                        return Err(Error::Corruption(format!(
+                            "{name} needs WAL records from LSN {} but the oldest segment starts at {first}",
+                            min + 1
+                        )));
+                    }
+                }
+                sink.snapshot_loaded(&loaded.meta, &loaded.shard_lsns);
+                stats.snapshot_loaded = true;
+                stats.snapshot_entries = loaded.entries;
+                max_token = loaded.meta.token_hwm;
+                chosen = Some((min, max));
+                break;
+            }
+            Err(e) if mode == RecoveryMode::Absolute => return Err(e),
+            Err(_) => {
+                // Fall back to the previous snapshot; keep this one's bytes
+                // out of the way so it is not picked again.
+                sink.reset();
+                stats.corrupt_records += 1;
+                stats.bytes_dropped += image.len() as u64;
+                repairs.push(Repair::SetAside(path));
+            }
+        }
+    }
+    if chosen.is_none() && !snapshots.is_empty() && segments.first().is_some_and(|&f| f > 1) {
+        return Err(Error::Corruption(format!(
+            "no snapshot in {} verifies and the WAL does not reach back to LSN 1",
+            dir.display()
+        )));
+    }
+    let (replay_after, snap_max) = chosen.unwrap_or((0, 0));
+
+    let mut replay = Replay { vfs, dir, mode, sink, stats: &mut stats, repairs: &mut repairs, max_token, last_lsn: 0 };
+    let kept = replay.segments(&segments, replay_after)?;
+    let (last_lsn, max_token) = (replay.last_lsn, replay.max_token);
+
+    for r in &repairs {
+        match r {
+            Repair::Truncate(p, len) => vfs.truncate(p, *len).map_err(|e| io_err("truncate", p, e))?,
+            Repair::SetAside(p) => {
+                let to = p.with_extension(format!("{}.dropped", p.extension().unwrap_or_default().to_string_lossy()));
+                vfs.rename(p, &to).map_err(|e| io_err("rename", p, e))?
+            }
+            Repair::Remove(p) => vfs.remove(p).map_err(|e| io_err("remove", p, e))?,
+        }
+    }
+    if !repairs.is_empty() {
+        vfs.sync_dir(dir).map_err(|e| io_err("fsync directory", dir, e))?;
+    }
+    stats.duration_us = started.elapsed().as_micros() as u64;
+    let next_lsn = last_lsn.max(snap_max).max(kept.last().map_or(0, |f| f - 1)) + 1;
+    Ok(Recovered { stats, next_lsn, max_token, segments: kept })
+}
+
+struct Replay<'a> {
+    vfs: &'a dyn Vfs,
+    dir: &'a Path,
+    mode: RecoveryMode,
+    sink: &'a mut dyn Sink,
+    stats: &'a mut RecoveryStats,
+    repairs: &'a mut Vec<Repair>,
+    max_token: u64,
+    last_lsn: u64,
+}
+
+impl Replay<'_> {
+    /// Replays every segment in order; returns the segments kept.
+    fn segments(&mut self, segments: &[u64], replay_after: u64) -> Result<Vec<u64>> {
+        for (i, &first) in segments.iter().enumerate() {
+            let next_first = segments.get(i + 1).copied();
+            // A segment wholly covered by the snapshot need not be read.
+            if next_first.is_some_and(|n| n - 1 <= replay_after) {
+                continue;
+            }
+            let name = wal::segment_name(first);
+            let path = self.dir.join(&name);
+            let image = self.vfs.read(&path).map_err(|e| io_err("read", &path, e))?;
+            if !self.segment(&name, &path, &image, first, replay_after)? {
+                // Point-in-time stop: everything after the damage goes.
+                for &later in &segments[i + 1..] {
+                    let p = self.dir.join(wal::segment_name(later));
+                    self.stats.bytes_dropped += self.vfs.read(&p).map(|b| b.len() as u64).unwrap_or(0);
+                    self.repairs.push(Repair::SetAside(p));
+                }
+                return Ok(segments[..=i].to_vec());
+            }
+        }
+        Ok(segments.to_vec())
+    }
+
+    /// Replays one segment. Returns false if replay must stop here.
+    fn segment(&mut self, name: &str, path: &Path, b: &[u8], first: u64, replay_after: u64) -> Result<bool> {
+        let skip = self.mode == RecoveryMode::SkipCorrupted;
+        let header = wal::decode_segment_header(name, b);
+        let (mut offset, mut damage) = match header {
+            Ok(lsn) if lsn == first => (SEGMENT_HEADER_LEN, None),
+            Ok(lsn) => (0, Some(format!("header names LSN {lsn}, file name {first}"))),
+            Err(e) => (0, Some(e.to_string())),
+        };
+        let mut expected = first;
+        loop {
+            if let Some(reason) = damage.take() {
+                self.stats.corrupt_records += 1;
+                let resynced = if skip { wal::resync(b, offset + 1, expected) } else { None };
+                match (self.mode, resynced) {
+                    (RecoveryMode::Absolute, _) => {
+                        return Err(Error::Corruption(format!("{name} at offset {offset}: {reason}")));
+                    }
+                    (_, Some(good)) => {
+                        self.stats.bytes_dropped += (good - offset) as u64;
+                        offset = good;
+                    }
+                    (_, None) => {
+                        self.stats.bytes_dropped += (b.len() - offset) as u64;
+                        // A cut inside the header would leave a segment that
+                        // fails again on every open: set the file aside.
+                        self.repairs.push(if offset < SEGMENT_HEADER_LEN {
+                            Repair::SetAside(path.to_path_buf())
+                        } else {
+                            Repair::Truncate(path.to_path_buf(), offset as u64)
+                        });
+                        return Ok(skip);
+                    }
+                }
+            }
+            if offset >= b.len() {
+                return Ok(true);
+            }
+            match wal::read_record(b, offset) {
+                Scan::Record { len, lsn, record, .. } if lsn == expected || (skip && lsn > expected) => {
+                    if let OwnedRecord::Lock { token, .. } = &record {
+                        self.max_token = self.max_token.max(*token);
+                    }
+                    if lsn > replay_after {
+                        self.sink.record(lsn, record);
+                        self.stats.wal_records += 1;
+                    }
+                    self.last_lsn = lsn;
+                    expected = lsn + 1;
+                    offset += len;
+                }
+                Scan::Record { lsn, .. } => damage = Some(format!("LSN {lsn} where {expected} was expected")),
+                Scan::Bad { reason, .. } => damage = Some(reason),
+            }
+        }
+    }
+}
