@@ -58,6 +58,16 @@ impl Record<'_> {
     /// Appends `len | crc | lsn | type | fields` to `out`.
     pub fn encode(&self, lsn: u64, out: &mut Vec<u8>) {
         let start = out.len();
+        self.encode_unsealed(lsn, out);
+        seal_all(&mut out[start..]);
+    }
+
+    /// Appends the record with its CRC left as zero. The WAL queue uses
+    /// this so that writers, who hold a shard lock, do not pay for the
+    /// checksum: the WAL thread seals a whole batch with `seal_all` before
+    /// writing it.
+    pub fn encode_unsealed(&self, lsn: u64, out: &mut Vec<u8>) {
+        let start = out.len();
         out.extend_from_slice(&[0u8; RECORD_PREFIX]);
         put_u64(out, lsn);
         match *self {
@@ -106,11 +116,21 @@ impl Record<'_> {
                 put_bytes(out, owner);
             }
         }
-        let body = &out[start + RECORD_PREFIX..];
-        let len = body.len() as u32;
-        let crc = crc32fast::hash(body);
+        let len = (out.len() - start - RECORD_PREFIX) as u32;
         out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-        out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    }
+}
+
+/// Fills in the CRC of every record in `buf`, a run of whole records
+/// written by `encode_unsealed`.
+pub fn seal_all(buf: &mut [u8]) {
+    let mut at = 0;
+    while at < buf.len() {
+        let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        let body_at = at + RECORD_PREFIX;
+        let crc = crc32fast::hash(&buf[body_at..body_at + len]);
+        buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        at = body_at + len;
     }
 }
 

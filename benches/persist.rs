@@ -1,0 +1,303 @@
+//! Persistence benchmarks, each measured beside its baseline in the same run
+//! (the machines are shared and noisy, so ratios matter more than absolutes):
+//! WAL-backed set/incr vs in-memory, SyncMode::Always vs the disk's raw
+//! fdatasync rate, group commit with 4 threads, reopen time from the WAL and
+//! from a snapshot, snapshot time, and writer throughput during a snapshot.
+//!
+//! `cargo bench --bench persist`; DBKV_BENCH_QUICK=1 shrinks every size.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dbkv::engine::{Options, SyncMode};
+use dbkv::Engine;
+
+const RUNS: usize = 5;
+
+fn quick() -> bool {
+    std::env::var_os("DBKV_BENCH_QUICK").is_some()
+}
+
+fn scale(n: usize) -> usize {
+    if quick() {
+        (n / 20).max(1000)
+    } else {
+        n
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+/// xorshift64*: deterministic keys and orders without a crate.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+/// `n` distinct 53-byte keys.
+fn keys(n: usize) -> Vec<Vec<u8>> {
+    (0..n).map(|i| format!("celery-task-meta-{:036}", i as u64 * 2_654_435_761).into_bytes()).collect()
+}
+
+fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut r = Rng(seed);
+    for i in (1..n).rev() {
+        idx.swap(i, (r.next() % (i as u64 + 1)) as usize);
+    }
+    idx
+}
+
+fn bench_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data").join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.parent().unwrap()).unwrap();
+    d
+}
+
+fn open(dir: Option<&Path>, mode: SyncMode) -> Engine {
+    Engine::open(Options {
+        data_dir: dir.map(Path::to_path_buf),
+        sync_mode: mode,
+        // Benchmarks of the write path alone: snapshots are measured apart.
+        snapshot_interval_secs: 0,
+        snapshot_ops: 0,
+        ..Options::default()
+    })
+    .unwrap()
+}
+
+fn ops_per_sec(n: usize, f: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    f();
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Sets of every key in random order; a fresh engine per run.
+fn set_rate(ks: &[Vec<u8>], order: &[usize], dir: Option<&Path>, mode: SyncMode) -> f64 {
+    let value = [0x5au8; 200];
+    let e = open(dir, mode);
+    let rate = ops_per_sec(order.len(), || {
+        for &i in order {
+            e.set(&ks[i], &value, 0).unwrap();
+        }
+    });
+    e.close().unwrap();
+    rate
+}
+
+fn incr_rate(n: usize, dir: Option<&Path>, mode: SyncMode) -> f64 {
+    let counters = keys(1000);
+    let e = open(dir, mode);
+    let mut r = Rng(7);
+    let order: Vec<usize> = (0..n).map(|_| (r.next() % 1000) as usize).collect();
+    let rate = ops_per_sec(n, || {
+        for &i in &order {
+            black_box(e.incr(&counters[i], 1).unwrap());
+        }
+    });
+    e.close().unwrap();
+    rate
+}
+
+fn row(name: &str, wal: f64, base: f64, base_name: &str, target: &str) {
+    println!("{name:<44} {:>12.0} {:>12.0}  {:>6.1}%  ({base_name}; target {target})", wal, base, 100.0 * wal / base);
+}
+
+fn write_path() {
+    println!("== WAL write path (SyncMode::Interval, 100 ms) vs in-memory, ops/s, median of {RUNS} ==");
+    println!("{:<44} {:>12} {:>12}  {:>7}", "workload", "with WAL", "in-memory", "ratio");
+    for (label, n, total) in [("set, 1M keys x 200 B, random order", scale(1_000_000), scale(1_000_000)), ("set, hot 10K keys", 10_000, scale(2_000_000))] {
+        let ks = keys(n);
+        let order: Vec<usize> = shuffled(n, 1).into_iter().cycle().take(total).collect();
+        let dir = bench_dir("set");
+        let (mut wal, mut mem) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            mem.push(set_rate(&ks, &order, None, SyncMode::Interval));
+            wal.push(set_rate(&ks, &order, Some(&dir), SyncMode::Interval));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        row(label, median(wal), median(mem), "in-memory", ">= 75%");
+    }
+    let n = scale(5_000_000);
+    let dir = bench_dir("incr");
+    let (mut wal, mut mem) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        mem.push(incr_rate(n, None, SyncMode::Interval));
+        wal.push(incr_rate(n, Some(&dir), SyncMode::Interval));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    row("incr, 1,000 hot counters", median(wal), median(mem), "in-memory", ">= 5M ops/s with WAL");
+}
+
+/// The disk's own rate for "append a small record, fdatasync".
+fn raw_fdatasync_rate(dir: &Path, dur: Duration) -> f64 {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut f = std::fs::File::create(dir.join("raw")).unwrap();
+    let rec = [1u8; 96];
+    let t = Instant::now();
+    let mut n = 0;
+    while t.elapsed() < dur {
+        f.write_all(&rec).unwrap();
+        f.sync_data().unwrap();
+        n += 1;
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn always_rate(dir: &Path, threads: usize, dur: Duration) -> f64 {
+    let e = Arc::new(open(Some(dir), SyncMode::Always));
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let t = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|id| {
+            let (e, stop, done) = (e.clone(), stop.clone(), done.clone());
+            std::thread::spawn(move || {
+                let ks = keys(1000);
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    e.set(&ks[(i * 7 + id) % 1000], &[1u8; 40], 0).unwrap();
+                    i += 1;
+                }
+                done.fetch_add(i as u64, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    std::thread::sleep(dur);
+    stop.store(true, Ordering::Relaxed);
+    handles.into_iter().for_each(|h| h.join().unwrap());
+    let rate = done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    Arc::try_unwrap(e).ok().unwrap().close().unwrap();
+    rate
+}
+
+fn always_mode() {
+    println!("\n== SyncMode::Always: acknowledged-durable writes/s, median of {RUNS} ==");
+    let dur = Duration::from_millis(if quick() { 300 } else { 1500 });
+    let dir = bench_dir("always");
+    let (mut raw, mut one, mut four) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        raw.push(raw_fdatasync_rate(&dir.join("raw"), dur));
+        one.push(always_rate(&dir.join("one"), 1, dur));
+        four.push(always_rate(&dir.join("four"), 4, dur));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let (raw, one, four) = (median(raw), median(one), median(four));
+    println!("raw write+fdatasync loop          {raw:>10.0}/s");
+    println!("dbkv set, 1 thread                {one:>10.0}/s  {:>6.1}% of raw (target >= 90%)", 100.0 * one / raw);
+    println!("dbkv set, 4 threads               {four:>10.0}/s  {:>6.2}x 1 thread (target >= 3x)", four / one);
+}
+
+fn fill(e: &Engine, n: usize) {
+    let ks = keys(n);
+    let value = [0x5au8; 200];
+    for k in &ks {
+        e.set(k, &value, 0).unwrap();
+    }
+}
+
+fn reopen_times() {
+    let n = scale(2_000_000);
+    println!("\n== reopen after {n} keys (53 B keys, 200 B values), seconds, median of {RUNS} ==");
+    let dir = bench_dir("reopen");
+    let e = open(Some(&dir), SyncMode::None);
+    fill(&e, n);
+    e.close().unwrap();
+    let reopen = |dir: &Path| {
+        let t = Instant::now();
+        let e = open(Some(dir), SyncMode::None);
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(e.count() as usize, n);
+        e.close().unwrap();
+        secs
+    };
+    let from_wal = median((0..RUNS).map(|_| reopen(&dir)).collect());
+    let e = open(Some(&dir), SyncMode::None);
+    let t = Instant::now();
+    e.snapshot().unwrap();
+    let snap_secs = t.elapsed().as_secs_f64();
+    e.close().unwrap();
+    let from_snap = median((0..RUNS).map(|_| reopen(&dir)).collect());
+    println!("from the WAL alone                {from_wal:>8.3} s (target <= 0.5 s)");
+    println!("from a snapshot                   {from_snap:>8.3} s (target <= 0.3 s)");
+    println!("(snapshot of {n} keys took {snap_secs:.3} s)");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn snapshot_of_ten_million() {
+    let n = scale(10_000_000);
+    println!("\n== snapshot of {n} keys (53 B keys, 20 B values), and writers during it ==");
+    let dir = bench_dir("snap10m");
+    let e = Arc::new(open(Some(&dir), SyncMode::None));
+    let ks = keys(n);
+    for k in &ks {
+        e.set(k, &[7u8; 20], 0).unwrap();
+    }
+    let mut times = Vec::new();
+    for _ in 0..3 {
+        let t = Instant::now();
+        e.snapshot().unwrap();
+        times.push(t.elapsed().as_secs_f64());
+    }
+    println!("snapshot                          {:>8.3} s median of 3 (target <= 3 s)", median(times));
+
+    // One writer thread: its rate with no snapshot, then while snapshots run.
+    let writer_rate = |during_snapshot: bool| {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (e2, stop2) = (e.clone(), stop.clone());
+        let writer = std::thread::spawn(move || {
+            let ks = keys(10_000);
+            let t = Instant::now();
+            let mut i = 0usize;
+            while !stop2.load(Ordering::Relaxed) {
+                e2.set(&ks[i % 10_000], &[1u8; 200], 0).unwrap();
+                i += 1;
+            }
+            i as f64 / t.elapsed().as_secs_f64()
+        });
+        if during_snapshot {
+            e.snapshot().unwrap();
+        } else {
+            std::thread::sleep(Duration::from_secs_f64(median(vec![0.5, 1.0, 1.5])));
+        }
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap()
+    };
+    let idle = median((0..3).map(|_| writer_rate(false)).collect());
+    let busy = median((0..3).map(|_| writer_rate(true)).collect());
+    println!("writer alone                      {idle:>10.0} sets/s");
+    println!("writer during snapshot            {busy:>10.0} sets/s  {:>6.1}% (target >= 50%)", 100.0 * busy / idle);
+    Arc::try_unwrap(e).ok().unwrap().close().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn main() {
+    let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
+    let want = |name: &str| only.as_deref().map_or(true, |o| name.contains(o));
+    println!("dbkv persistence benchmark{}", if quick() { " (quick sizes)" } else { "" });
+    if want("write") {
+        write_path();
+    }
+    if want("always") {
+        always_mode();
+    }
+    if want("reopen") {
+        reopen_times();
+    }
+    if want("snapshot") {
+        snapshot_of_ten_million();
+    }
+}
