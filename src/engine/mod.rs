@@ -398,7 +398,7 @@ impl Engine {
             .iter()
             .map(|k| {
                 let i = self.inner.shard_index(k);
-                let g = &guards.iter().find(|(j, _)| *j == i).expect("shard locked").1;
+                let g = &guards[guards.binary_search_by_key(&i, |(j, _)| *j).expect("shard locked")].1;
                 g.live(k, || now).map(|e| e.value().to_vec())
             })
             .collect())
@@ -572,7 +572,9 @@ fn validate(opts: &Options) -> Result<()> {
     Ok(())
 }
 
+/// The guard of `shard` among guards sorted by shard index.
 fn guard_for<'g, 'a>(guards: &'g mut [(usize, RwLockWriteGuard<'a, ShardData>)], shard: usize) -> &'g mut ShardData {
-    &mut guards.iter_mut().find(|(i, _)| *i == shard).expect("shard locked").1
+    let at = guards.binary_search_by_key(&shard, |(i, _)| *i).expect("shard locked");
+    &mut guards[at].1
 }
 
