@@ -180,6 +180,10 @@ fn always_rate(dir: &Path, threads: usize, dur: Duration) -> f64 {
     stop.store(true, Ordering::Relaxed);
     handles.into_iter().for_each(|h| h.join().unwrap());
     let rate = done.load(Ordering::Relaxed) as f64 / t.elapsed().as_secs_f64();
+    let st = e.stats();
+    if std::env::var_os("DBKV_BENCH_VERBOSE").is_some() {
+        println!("  {threads} thread(s): {:.2} records per fsync", st.wal_records as f64 / st.fsyncs.max(1) as f64);
+    }
     Arc::try_unwrap(e).ok().unwrap().close().unwrap();
     rate
 }

@@ -1,6 +1,12 @@
 //! Durability: the WAL queue that writers append to while they hold their
-//! shard lock, the writer thread that moves it to disk with group commit,
-//! and the snapshot thread.
+//! shard lock, group commit, the WAL thread and the snapshot thread.
+//!
+//! Group commit is leader-based: a writer that must wait for durability and
+//! finds nobody flushing becomes the flusher itself, writing and fsyncing
+//! everything queued so far, while writers that arrive meanwhile queue up
+//! behind it and are all covered by the next flush. A lone writer in
+//! `Always` mode so pays for its fsync without any thread hand-off. The WAL
+//! thread flushes on the interval timer and when the queue grows large.
 //!
 //! Appending assigns the LSN and encodes the record into one shared buffer
 //! under one mutex, so buffer order, file order and LSN order are the same,
@@ -53,9 +59,9 @@ pub struct Stats {
 struct Queue {
     buf: Vec<u8>,
     next_lsn: u64,
-    /// Someone waits for every LSN up to this one to be durable.
-    sync_upto: u64,
     writer_sleeping: bool,
+    /// A thread is writing a batch (it owns `Shared::io` meanwhile).
+    flushing: bool,
     space_waiters: usize,
     closing: bool,
     records: u64,
@@ -77,6 +83,8 @@ struct Shared {
     last_snapshot_us: AtomicU64,
     /// First LSNs of the WAL segments on disk, ascending.
     segments: Mutex<Vec<u64>>,
+    /// The open segment; used only by the thread that set `Queue::flushing`.
+    io: Mutex<Io>,
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     sync_mode: SyncMode,
@@ -117,24 +125,88 @@ impl Shared {
         self.queue().next_lsn - 1
     }
 
+    /// Returns once every record up to `lsn` is durable, flushing itself
+    /// when no other thread is.
     fn wait_durable(&self, lsn: u64) -> Result<()> {
-        if self.durable_lsn.load(Ordering::Acquire) >= lsn {
-            return Ok(());
-        }
-        let mut q = self.queue();
-        if q.sync_upto < lsn {
-            q.sync_upto = lsn;
-            if q.writer_sleeping {
-                self.wake_writer.notify_one();
+        loop {
+            if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                return Ok(());
             }
-        }
-        while self.durable_lsn.load(Ordering::Acquire) < lsn {
             if self.is_failed() {
                 return Err(self.failure());
             }
-            q = self.durable.wait(q).unwrap_or_else(|p| p.into_inner());
+            let q = self.queue();
+            if self.durable_lsn.load(Ordering::Acquire) >= lsn {
+                return Ok(());
+            }
+            if q.flushing {
+                drop(self.durable.wait(q).unwrap_or_else(|p| p.into_inner()));
+            } else {
+                drop(q);
+                self.flush(true)?;
+            }
         }
-        Ok(())
+    }
+
+    /// Writes everything queued (and fsyncs if `sync`) unless another
+    /// thread is flushing; returns whether this call did the flush.
+    fn flush(&self, sync: bool) -> Result<bool> {
+        {
+            let mut q = self.queue();
+            if q.flushing || self.is_failed() {
+                return Ok(false);
+            }
+            q.flushing = true;
+        }
+        if sync {
+            // Writers that are runnable but not yet queued (there are more
+            // writer threads than cores) get to append before the batch is
+            // taken, so one fsync covers them too: yield while that brings
+            // in new records, a few times at most. Costs a microsecond or
+            // two against an fsync's hundred or more.
+            let mut seen = self.last_lsn();
+            for _ in 0..4 {
+                std::thread::yield_now();
+                let now = self.last_lsn();
+                if now == seen {
+                    break;
+                }
+                seen = now;
+            }
+        }
+        let (last_lsn, mut io) = {
+            let mut q = self.queue();
+            let mut io = relock(&self.io);
+            std::mem::swap(&mut q.buf, &mut io.batch);
+            if q.space_waiters > 0 {
+                self.space.notify_all();
+            }
+            (q.next_lsn - 1, io)
+        };
+        let result = write_batch(self, &mut io, sync, last_lsn);
+        drop(io);
+        if let Err(e) = &result {
+            self.fail(e.to_string());
+        }
+        let mut q = self.queue();
+        q.flushing = false;
+        self.durable.notify_all();
+        result.map(|()| true)
+    }
+
+    /// Like `flush`, but waits for a flush in progress and then flushes.
+    fn flush_after_others(&self, sync: bool) -> Result<()> {
+        loop {
+            let q = self.queue();
+            if q.flushing {
+                drop(self.durable.wait(q).unwrap_or_else(|p| p.into_inner()));
+                continue;
+            }
+            drop(q);
+            if self.flush(sync)? || self.is_failed() {
+                return if self.is_failed() { Err(self.failure()) } else { Ok(()) };
+            }
+        }
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -177,6 +249,14 @@ struct Segment {
     size: u64,
 }
 
+/// What the flushing thread works with.
+struct Io {
+    segment: Option<Segment>,
+    batch: Vec<u8>,
+    /// Bytes were written to the segment since its last fsync.
+    unsynced: bool,
+}
+
 fn create_segment(sh: &Shared, first_lsn: u64) -> Result<Segment> {
     let path = sh.path(&segment_name(first_lsn));
     let ctx = |e: std::io::Error| Error::io(&format!("create WAL segment {}", path.display()), &e);
@@ -209,8 +289,8 @@ impl Durability {
             queue: Mutex::new(Queue {
                 buf: Vec::with_capacity(WRITE_EARLY_BYTES * 2),
                 next_lsn: recovered.next_lsn,
-                sync_upto: 0,
                 writer_sleeping: false,
+                flushing: false,
                 space_waiters: 0,
                 closing: false,
                 records: 0,
@@ -228,6 +308,7 @@ impl Durability {
             snapshots_taken: AtomicU64::new(0),
             last_snapshot_us: AtomicU64::new(0),
             segments: Mutex::new(recovered.segments.clone()),
+            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), unsynced: false }),
             vfs,
             dir: dir.clone(),
             sync_mode: opts.sync_mode,
@@ -236,12 +317,12 @@ impl Durability {
         });
         // New writes always go to a fresh segment, so a repaired tail is
         // never appended to.
-        let segment = create_segment(&shared, recovered.next_lsn)?;
+        relock(&shared.io).segment = Some(create_segment(&shared, recovered.next_lsn)?);
 
         let sh = shared.clone();
         let writer = std::thread::Builder::new()
             .name("dbkv-wal".into())
-            .spawn(move || write_loop(&sh, segment))
+            .spawn(move || write_loop(&sh))
             .map_err(|e| Error::io("spawn WAL thread", &e))?;
         let snap = Arc::new(SnapshotControl { state: Mutex::new(SnapshotState::default()), cv: Condvar::new() });
         let (sh, sc, engine) = (shared.clone(), snap.clone(), inner.clone());
@@ -377,21 +458,18 @@ impl Durability {
     }
 }
 
-/// The writer thread: takes the whole queued buffer at once (group
-/// commit), writes it, fsyncs when the mode or a waiter asks, then
-/// publishes the durable LSN.
-fn write_loop(sh: &Shared, mut seg: Segment) {
-    let mut batch: Vec<u8> = Vec::with_capacity(WRITE_EARLY_BYTES * 2);
-    let mut unsynced = false;
+/// The WAL thread: flushes on the interval timer (with an fsync unless the
+/// mode is `None`), early when the queue passes `WRITE_EARLY_BYTES`, and a
+/// last time, with an fsync, on close.
+fn write_loop(sh: &Shared) {
     let mut next_tick = Instant::now() + sh.interval;
     loop {
-        let (last_lsn, sync, closing) = {
+        let (sync, closing) = {
             let mut q = sh.queue();
             loop {
                 let now = Instant::now();
-                let tick = now >= next_tick && (unsynced || !q.buf.is_empty());
-                let waited_on = q.sync_upto > sh.durable_lsn.load(Ordering::Acquire);
-                if q.closing || waited_on || tick || q.buf.len() >= WRITE_EARLY_BYTES {
+                let pending = q.next_lsn - 1 > sh.durable_lsn.load(Ordering::Acquire);
+                if q.closing || q.buf.len() >= WRITE_EARLY_BYTES || (now >= next_tick && pending) {
                     break;
                 }
                 if now >= next_tick {
@@ -401,53 +479,44 @@ fn write_loop(sh: &Shared, mut seg: Segment) {
                 q = sh.wake_writer.wait_timeout(q, next_tick - now).unwrap_or_else(|p| p.into_inner()).0;
                 q.writer_sleeping = false;
             }
-            std::mem::swap(&mut q.buf, &mut batch);
-            if q.space_waiters > 0 {
-                sh.space.notify_all();
-            }
             let tick = Instant::now() >= next_tick;
-            let sync = q.closing
-                || q.sync_upto > sh.durable_lsn.load(Ordering::Acquire)
-                || (tick && sh.sync_mode != SyncMode::None);
             if tick {
                 next_tick = Instant::now() + sh.interval;
             }
-            (q.next_lsn - 1, sync, q.closing)
+            (q.closing || (tick && sh.sync_mode != SyncMode::None), q.closing)
         };
-        if let Err(e) = write_batch(sh, &mut seg, &mut batch, &mut unsynced, sync, last_lsn) {
-            sh.fail(e.to_string());
-            return;
-        }
-        if closing {
+        let flushed = if closing { sh.flush_after_others(true) } else { sh.flush(sync).map(|_| ()) };
+        if flushed.is_err() || closing {
             return;
         }
     }
 }
 
-fn write_batch(sh: &Shared, seg: &mut Segment, batch: &mut Vec<u8>, unsynced: &mut bool, sync: bool, last_lsn: u64) -> Result<()> {
-    if !batch.is_empty() {
-        seal_all(batch);
-        seg.file.write_all(batch).map_err(|e| Error::io("write WAL segment", &e))?;
-        seg.size += batch.len() as u64;
-        sh.wal_bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        batch.clear();
-        *unsynced = true;
+/// Writes `io.batch`, fsyncs when asked or when rotating, and publishes the
+/// durable LSN once nothing written is unsynced. Never retries an fsync.
+fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()> {
+    let seg = io.segment.as_mut().expect("a segment is open");
+    if !io.batch.is_empty() {
+        seal_all(&mut io.batch);
+        seg.file.write_all(&io.batch).map_err(|e| Error::io("write WAL segment", &e))?;
+        seg.size += io.batch.len() as u64;
+        sh.wal_bytes.fetch_add(io.batch.len() as u64, Ordering::Relaxed);
+        io.batch.clear();
+        io.unsynced = true;
     }
     let rotate = seg.size >= sh.segment_bytes;
-    if *unsynced && (sync || rotate) {
+    if io.unsynced && (sync || rotate) {
         seg.file.sync().map_err(|e| Error::io("fsync WAL segment", &e))?;
         sh.fsyncs.fetch_add(1, Ordering::Relaxed);
-        *unsynced = false;
+        io.unsynced = false;
     }
-    if !*unsynced && sh.durable_lsn.load(Ordering::Acquire) < last_lsn {
+    if !io.unsynced {
         // Everything up to last_lsn was in this or an earlier batch and is
         // now on stable storage.
-        let _q = sh.queue();
-        sh.durable_lsn.store(last_lsn, Ordering::Release);
-        sh.durable.notify_all();
+        sh.durable_lsn.fetch_max(last_lsn, Ordering::AcqRel);
     }
     if rotate {
-        *seg = create_segment(sh, last_lsn + 1)?;
+        io.segment = Some(create_segment(sh, last_lsn + 1)?);
     }
     Ok(())
 }
