@@ -283,6 +283,7 @@ impl Durability {
 
         let mut restore = Restore::new(inner, inner.now());
         let recovered = recovery::recover(&*vfs, &dir, opts.recovery_mode, &mut restore)?;
+        super::restore::shrink_tables(inner);
         inner.last_token.store(recovered.max_token, Ordering::Relaxed);
 
         let shared = Arc::new(Shared {

@@ -5,7 +5,7 @@
 use super::entry::Value;
 use super::hash::shard_of;
 use super::Inner;
-use crate::persistence::record::OwnedRecord;
+use crate::persistence::record::RecordView;
 use crate::persistence::recovery::Sink;
 use crate::persistence::snapshot::{SnapEntry, SnapshotMeta, KIND_INT};
 
@@ -30,7 +30,7 @@ impl<'a> Restore<'a> {
         if self.expired(expires_at) {
             s.remove(key, || 0);
         } else {
-            s.put_value(key, value, expires_at);
+            s.load(key, value, expires_at);
         }
     }
 
@@ -79,26 +79,42 @@ impl Sink for Restore<'_> {
         }
     }
 
-    fn record(&mut self, lsn: u64, rec: OwnedRecord) {
+    fn record(&mut self, lsn: u64, rec: RecordView<'_>) {
         match rec {
-            OwnedRecord::Set { key, value, expires_at } if !self.covered(&key, lsn) => self.put(&key, Value::Bytes(&value), expires_at),
-            OwnedRecord::SetInt { key, value, expires_at } if !self.covered(&key, lsn) => self.put(&key, Value::Int(value), expires_at),
-            OwnedRecord::Delete { key } if !self.covered(&key, lsn) => self.remove(&key),
-            OwnedRecord::Expire { key, expires_at } if !self.covered(&key, lsn) => self.expire(&key, expires_at),
-            OwnedRecord::Lock { key, owner, expires_at, .. } if !self.covered(&key, lsn) => {
-                self.put(&key, Value::Bytes(&owner), expires_at)
-            }
-            OwnedRecord::MSet { pairs, expires_at } => {
-                for (k, v) in pairs.iter().filter(|(k, _)| !self.covered(k, lsn)) {
+            RecordView::Set { key, value, expires_at } if !self.covered(key, lsn) => self.put(key, Value::Bytes(value), expires_at),
+            RecordView::SetInt { key, value, expires_at } if !self.covered(key, lsn) => self.put(key, Value::Int(value), expires_at),
+            RecordView::Delete { key } if !self.covered(key, lsn) => self.remove(key),
+            RecordView::Expire { key, expires_at } if !self.covered(key, lsn) => self.expire(key, expires_at),
+            RecordView::Lock { key, owner, expires_at, .. } if !self.covered(key, lsn) => self.put(key, Value::Bytes(owner), expires_at),
+            RecordView::MSet { pairs, expires_at } => {
+                for (k, v) in pairs.into_iter().filter(|(k, _)| !self.covered(k, lsn)) {
                     self.put(k, Value::Bytes(v), expires_at);
                 }
             }
-            OwnedRecord::MDel { keys } => {
-                for k in keys.iter().filter(|k| !self.covered(k, lsn)) {
+            RecordView::MDel { keys } => {
+                for k in keys.into_iter().filter(|k| !self.covered(k, lsn)) {
                     self.remove(k);
                 }
             }
             _ => {}
         }
+    }
+
+    fn reserve(&mut self, n: u64) {
+        // Capped: a WAL of a billion increments on a few counters must not
+        // reserve a billion slots. Oversized tables are shrunk afterwards.
+        let per_shard = (n.min(MAX_RESERVE) / self.inner.shards.len() as u64) as usize;
+        for s in self.inner.shards.iter() {
+            s.write().reserve(per_shard + per_shard / 8);
+        }
+    }
+}
+
+const MAX_RESERVE: u64 = 16 << 20;
+
+/// Gives back table memory reserved for keys that turned out to be updates.
+pub fn shrink_tables(inner: &Inner) {
+    for s in inner.shards.iter() {
+        s.write().shrink_if_sparse();
     }
 }

@@ -72,10 +72,24 @@ impl ShardData {
         self.put(key, Kind::Int, &value.to_ne_bytes(), expires_at)
     }
 
-    pub fn put_value(&mut self, key: &[u8], value: Value<'_>, expires_at: u64) {
-        match value {
-            Value::Bytes(b) => self.put_bytes(key, b, expires_at),
-            Value::Int(n) => self.put_int(key, n, expires_at),
+    /// Stores a value with one table probe: recovery's path, where most
+    /// keys are new, so building the entry up front costs nothing extra.
+    pub fn load(&mut self, key: &[u8], value: Value<'_>, expires_at: u64) {
+        let e = match value {
+            Value::Bytes(b) => Entry::new_bytes(key, b, expires_at),
+            Value::Int(n) => Entry::new_int(key, n, expires_at),
+        };
+        let had_ttl = self.map.replace(e).is_some_and(|old| old.expires_at() != 0);
+        self.adjust_ttl_count(had_ttl, expires_at != 0);
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.map.reserve(additional)
+    }
+
+    pub fn shrink_if_sparse(&mut self) {
+        if self.map.capacity() > 4 * self.map.len() + 1024 {
+            self.map.shrink_to_fit();
         }
     }
 

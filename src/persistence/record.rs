@@ -134,6 +134,38 @@ pub fn seal_all(buf: &mut [u8]) {
     }
 }
 
+/// A decoded record borrowing its bytes from the segment image, so replay
+/// allocates nothing per record (multi-key records hold a Vec of slices).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordView<'a> {
+    Set { key: &'a [u8], value: &'a [u8], expires_at: u64 },
+    SetInt { key: &'a [u8], value: i64, expires_at: u64 },
+    Delete { key: &'a [u8] },
+    MSet { pairs: Vec<(&'a [u8], &'a [u8])>, expires_at: u64 },
+    MDel { keys: Vec<&'a [u8]> },
+    Expire { key: &'a [u8], expires_at: u64 },
+    Lock { key: &'a [u8], owner: &'a [u8], expires_at: u64, token: u64 },
+}
+
+impl RecordView<'_> {
+    pub fn to_owned_record(&self) -> OwnedRecord {
+        match self {
+            RecordView::Set { key, value, expires_at } => OwnedRecord::Set { key: key.to_vec(), value: value.to_vec(), expires_at: *expires_at },
+            RecordView::SetInt { key, value, expires_at } => OwnedRecord::SetInt { key: key.to_vec(), value: *value, expires_at: *expires_at },
+            RecordView::Delete { key } => OwnedRecord::Delete { key: key.to_vec() },
+            RecordView::MSet { pairs, expires_at } => OwnedRecord::MSet {
+                pairs: pairs.iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect(),
+                expires_at: *expires_at,
+            },
+            RecordView::MDel { keys } => OwnedRecord::MDel { keys: keys.iter().map(|k| k.to_vec()).collect() },
+            RecordView::Expire { key, expires_at } => OwnedRecord::Expire { key: key.to_vec(), expires_at: *expires_at },
+            RecordView::Lock { key, owner, expires_at, token } => {
+                OwnedRecord::Lock { key: key.to_vec(), owner: owner.to_vec(), expires_at: *expires_at, token: *token }
+            }
+        }
+    }
+}
+
 /// Reads fields from a record body, failing on any short read.
 struct Cursor<'a> {
     b: &'a [u8],
@@ -157,26 +189,26 @@ impl<'a> Cursor<'a> {
     fn u64(&mut self) -> Result<u64> {
         Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
     }
-    fn bytes(&mut self) -> Result<Vec<u8>> {
+    fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.u32()? as usize;
-        Ok(self.take(n)?.to_vec())
+        self.take(n)
     }
 }
 
 /// Decodes a record body (after the length and CRC were checked).
-pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
+pub fn decode_view(body: &[u8]) -> Result<(u64, RecordView<'_>)> {
     let mut c = Cursor { b: body };
     let lsn = c.u64()?;
     let rec = match c.u8()? {
         TYPE_SET => {
             let expires_at = c.u64()?;
-            OwnedRecord::Set { expires_at, key: c.bytes()?, value: c.bytes()? }
+            RecordView::Set { expires_at, key: c.bytes()?, value: c.bytes()? }
         }
         TYPE_SET_INT => {
             let expires_at = c.u64()?;
-            OwnedRecord::SetInt { expires_at, key: c.bytes()?, value: c.u64()? as i64 }
+            RecordView::SetInt { expires_at, key: c.bytes()?, value: c.u64()? as i64 }
         }
-        TYPE_DELETE => OwnedRecord::Delete { key: c.bytes()? },
+        TYPE_DELETE => RecordView::Delete { key: c.bytes()? },
         TYPE_MSET => {
             let expires_at = c.u64()?;
             let n = c.u32()? as usize;
@@ -184,7 +216,7 @@ pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
             for _ in 0..n {
                 pairs.push((c.bytes()?, c.bytes()?));
             }
-            OwnedRecord::MSet { pairs, expires_at }
+            RecordView::MSet { pairs, expires_at }
         }
         TYPE_MDEL => {
             let n = c.u32()? as usize;
@@ -192,16 +224,16 @@ pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
             for _ in 0..n {
                 keys.push(c.bytes()?);
             }
-            OwnedRecord::MDel { keys }
+            RecordView::MDel { keys }
         }
         TYPE_EXPIRE => {
             let expires_at = c.u64()?;
-            OwnedRecord::Expire { expires_at, key: c.bytes()? }
+            RecordView::Expire { expires_at, key: c.bytes()? }
         }
         TYPE_LOCK => {
             let expires_at = c.u64()?;
             let token = c.u64()?;
-            OwnedRecord::Lock { expires_at, token, key: c.bytes()?, owner: c.bytes()? }
+            RecordView::Lock { expires_at, token, key: c.bytes()?, owner: c.bytes()? }
         }
         t => return Err(Error::Corruption(format!("unknown record type {t}"))),
     };
@@ -209,4 +241,9 @@ pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
         return Err(Error::Corruption("record body has trailing bytes".into()));
     }
     Ok((lsn, rec))
+}
+
+/// Decodes a record body into an owned record.
+pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
+    decode_view(body).map(|(lsn, v)| (lsn, v.to_owned_record()))
 }

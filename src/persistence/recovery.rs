@@ -6,10 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::record::OwnedRecord;
+use super::record::RecordView;
 use super::snapshot::{self, parse_snapshot_name, SnapEntry, SnapshotMeta};
 use super::vfs::Vfs;
-use super::wal::{self, parse_segment_name, Scan, SEGMENT_HEADER_LEN};
+use super::wal::{self, parse_segment_name, ScanView, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
 
 /// What recovery does with a damaged WAL (after RocksDB's recovery modes).
@@ -30,7 +30,9 @@ pub trait Sink {
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]);
     /// Forget everything passed so far (a snapshot turned out unusable).
     fn reset(&mut self);
-    fn record(&mut self, lsn: u64, rec: OwnedRecord);
+    fn record(&mut self, lsn: u64, rec: RecordView<'_>);
+    /// About `n` keys are on their way: size tables once, not by doubling.
+    fn reserve(&mut self, n: u64);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -81,7 +83,8 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sin
     for &snap in &snapshots {
         let name = snapshot::snapshot_name(snap);
         let path = dir.join(&name);
-        let image = vfs.read(&path).map_err(|e| io_err("read", &path, e))?;
+        let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
+        sink.reserve(snapshot::entry_count_hint(&image));
         match snapshot::load(&name, &image, |e| sink.entry(e)) {
             Ok(loaded) => {
                 let min = loaded.shard_lsns.iter().copied().min().unwrap_or(0);
@@ -157,20 +160,26 @@ struct Replay<'a> {
 impl Replay<'_> {
     /// Replays every segment in order; returns the segments kept.
     fn segments(&mut self, segments: &[u64], replay_after: u64) -> Result<Vec<u64>> {
+        // A segment wholly covered by the snapshot need not be read.
+        let needed = |i: usize| segments.get(i + 1).map_or(true, |&n| n - 1 > replay_after);
+        let mut records = 0;
+        for (_, &first) in segments.iter().enumerate().filter(|(i, _)| needed(*i)) {
+            let path = self.dir.join(wal::segment_name(first));
+            records += wal::count_records(&self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?);
+        }
+        self.sink.reserve(records);
         for (i, &first) in segments.iter().enumerate() {
-            let next_first = segments.get(i + 1).copied();
-            // A segment wholly covered by the snapshot need not be read.
-            if next_first.is_some_and(|n| n - 1 <= replay_after) {
+            if !needed(i) {
                 continue;
             }
             let name = wal::segment_name(first);
             let path = self.dir.join(&name);
-            let image = self.vfs.read(&path).map_err(|e| io_err("read", &path, e))?;
+            let image = self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
             if !self.segment(&name, &path, &image, first, replay_after)? {
                 // Point-in-time stop: everything after the damage goes.
                 for &later in &segments[i + 1..] {
                     let p = self.dir.join(wal::segment_name(later));
-                    self.stats.bytes_dropped += self.vfs.read(&p).map(|b| b.len() as u64).unwrap_or(0);
+                    self.stats.bytes_dropped += self.vfs.map(&p).map(|b| b.len() as u64).unwrap_or(0);
                     self.repairs.push(Repair::SetAside(p));
                 }
                 return Ok(segments[..=i].to_vec());
@@ -217,9 +226,9 @@ impl Replay<'_> {
             if offset >= b.len() {
                 return Ok(true);
             }
-            match wal::read_record(b, offset) {
-                Scan::Record { len, lsn, record, .. } if lsn == expected || (skip && lsn > expected) => {
-                    if let OwnedRecord::Lock { token, .. } = &record {
+            match wal::read_view(b, offset) {
+                ScanView::Record { len, lsn, record } if lsn == expected || (skip && lsn > expected) => {
+                    if let RecordView::Lock { token, .. } = &record {
                         self.max_token = self.max_token.max(*token);
                     }
                     if lsn > replay_after {
@@ -230,8 +239,8 @@ impl Replay<'_> {
                     expected = lsn + 1;
                     offset += len;
                 }
-                Scan::Record { lsn, .. } => damage = Some(format!("LSN {lsn} where {expected} was expected")),
-                Scan::Bad { reason, .. } => damage = Some(reason),
+                ScanView::Record { lsn, .. } => damage = Some(format!("LSN {lsn} where {expected} was expected")),
+                ScanView::Bad { reason } => damage = Some(reason.to_string()),
             }
         }
     }

@@ -105,6 +105,15 @@ impl SnapshotWriter {
     }
 }
 
+/// The entry count the trailer claims (unverified): a sizing hint.
+pub fn entry_count_hint(b: &[u8]) -> u64 {
+    if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN {
+        return 0;
+    }
+    let at = b.len() - SNAPSHOT_TRAILER_LEN;
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
+}
+
 /// A verified snapshot image.
 pub struct LoadedSnapshot {
     pub meta: SnapshotMeta,

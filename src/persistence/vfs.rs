@@ -22,6 +22,11 @@ pub trait Vfs: Send + Sync {
     /// File names (not paths) in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// The whole file as bytes, without copying where the platform allows
+    /// (recovery reads every segment and snapshot this way).
+    fn map(&self, path: &Path) -> io::Result<Image> {
+        Ok(Box::new(self.read(path)?))
+    }
     /// Creates (or truncates) a file for writing.
     fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
     /// Opens an existing file for appending at its end.
@@ -36,8 +41,34 @@ pub trait Vfs: Send + Sync {
     fn lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Send + Sync>>>;
 }
 
+/// A file's bytes: a `Vec` or a memory mapping.
+pub type Image = Box<dyn std::ops::Deref<Target = [u8]> + Send>;
+
 /// The operating system's files.
 pub struct OsVfs;
+
+struct Mapping {
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value.
+unsafe impl Send for Mapping {}
+
+impl std::ops::Deref for Mapping {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr..ptr+len is mapped for as long as self lives.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what mmap returned.
+        unsafe { libc::munmap(self.ptr as *mut libc::c_void, self.len) };
+    }
+}
 
 struct OsFile(File);
 
@@ -68,6 +99,23 @@ impl Vfs for OsVfs {
     }
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         std::fs::read(path)
+    }
+    fn map(&self, path: &Path) -> io::Result<Image> {
+        let f = File::open(path)?;
+        let len = f.metadata()?.len() as usize;
+        if len == 0 {
+            return Ok(Box::new(Vec::new()));
+        }
+        // SAFETY: a private read-only mapping of a file this handle holds
+        // the directory lock for; nothing truncates it while mapped
+        // (recovery drops every mapping before it repairs files).
+        let ptr = unsafe {
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE | libc::MAP_POPULATE, f.as_raw_fd(), 0)
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Box::new(Mapping { ptr: ptr as *const u8, len }))
     }
     fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         Ok(Box::new(OsFile(File::create(path)?)))

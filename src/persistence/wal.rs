@@ -2,7 +2,7 @@
 //! 32-byte header followed by whole records (see docs/FORMAT.md).
 
 use crate::error::{Error, Result};
-use crate::persistence::record::{decode_body, OwnedRecord, RECORD_PREFIX};
+use crate::persistence::record::{decode_view, OwnedRecord, RecordView, RECORD_PREFIX};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DBKVWAL\0";
 pub const SEGMENT_VERSION: u32 = 1;
@@ -57,33 +57,59 @@ pub enum Scan {
     Bad { offset: usize, reason: String },
 }
 
+/// `Scan` with the record borrowed from the segment image.
+#[derive(Debug)]
+pub enum ScanView<'a> {
+    Record { len: usize, lsn: u64, record: RecordView<'a> },
+    Bad { reason: &'static str },
+}
+
 /// Reads the record at `offset` of a segment image.
 pub fn read_record(b: &[u8], offset: usize) -> Scan {
-    let bad = |reason: &str| Scan::Bad { offset, reason: reason.to_string() };
+    match read_view(b, offset) {
+        ScanView::Record { len, lsn, record } => Scan::Record { offset, len, lsn, record: record.to_owned_record() },
+        ScanView::Bad { reason } => Scan::Bad { offset, reason: reason.to_string() },
+    }
+}
+
+/// Reads the record at `offset` without copying it.
+pub fn read_view(b: &[u8], offset: usize) -> ScanView<'_> {
     let rest = &b[offset..];
     if rest.len() < RECORD_PREFIX {
-        return bad("torn record prefix");
+        return ScanView::Bad { reason: "torn record prefix" };
     }
     let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
     let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
-    if len < 9 || len > MAX_RECORD_BODY {
-        return bad("record length out of range");
+    if !(9..=MAX_RECORD_BODY).contains(&len) {
+        return ScanView::Bad { reason: "record length out of range" };
     }
     if rest.len() < RECORD_PREFIX + len {
-        return bad("torn record (file ends inside it)");
+        return ScanView::Bad { reason: "torn record (file ends inside it)" };
     }
     let body = &rest[RECORD_PREFIX..RECORD_PREFIX + len];
     if crc32fast::hash(body) != crc {
-        return bad("record checksum mismatch");
+        return ScanView::Bad { reason: "record checksum mismatch" };
     }
-    match decode_body(body) {
-        Ok((lsn, record)) => Scan::Record { offset, len: RECORD_PREFIX + len, lsn, record },
-        Err(e) => bad(&e.to_string()),
+    match decode_view(body) {
+        Ok((lsn, record)) => ScanView::Record { len: RECORD_PREFIX + len, lsn, record },
+        Err(_) => ScanView::Bad { reason: "record body does not decode" },
     }
 }
 
 /// Looks for the next offset after `from` where a good record starts (for
 /// salvaging past damage).
 pub fn resync(b: &[u8], from: usize, min_lsn: u64) -> Option<usize> {
-    (from..b.len().saturating_sub(RECORD_PREFIX)).find(|&o| matches!(read_record(b, o), Scan::Record { lsn, .. } if lsn >= min_lsn))
+    (from..b.len().saturating_sub(RECORD_PREFIX)).find(|&o| matches!(read_view(b, o), ScanView::Record { lsn, .. } if lsn >= min_lsn))
+}
+
+/// How many records a segment image seems to hold, following length
+/// prefixes without checking anything: a cheap hint for sizing tables.
+pub fn count_records(b: &[u8]) -> u64 {
+    let mut at = SEGMENT_HEADER_LEN;
+    let mut n = 0;
+    while at + RECORD_PREFIX <= b.len() {
+        at += RECORD_PREFIX + u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+        n += 1;
+    }
+    n
 }
