@@ -275,7 +275,7 @@ impl Durability {
     pub fn open(opts: &Options, inner: &Arc<Inner>) -> Result<Durability> {
         let dir = opts.data_dir.clone().expect("durability needs a data dir");
         let vfs: Arc<dyn Vfs> = opts.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
-        vfs.create_dir_all(&dir).map_err(|e| Error::io(&format!("create data directory {}", dir.display()), &e))?;
+        vfs.create_dir(&dir).map_err(|e| Error::io(&format!("create data directory {}", dir.display()), &e))?;
         let lock = vfs
             .lock_dir(&dir)
             .map_err(|e| Error::io(&format!("lock {}", dir.join("LOCK").display()), &e))?
@@ -336,14 +336,20 @@ impl Durability {
             .name("dbkv-snapshot".into())
             .spawn(move || snapshot_loop(&sh, &sc, &engine, policy))
             .map_err(|e| Error::io("spawn snapshot thread", &e))?;
-        Ok(Durability {
+        let durability = Durability {
             shared,
             snap,
             writer: Some(writer),
             snapshotter: Some(snapshotter),
             recovery: recovered.stats,
             _dir_lock: lock,
-        })
+        };
+        if recovered.wal_behind_snapshot {
+            // A cut WAL tail ends below the snapshot; a fresh snapshot covers
+            // the gap before any write can land after it.
+            durability.snapshot_now()?;
+        }
+        Ok(durability)
     }
 
     pub fn check_writable(&self) -> Result<()> {
@@ -592,7 +598,7 @@ fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize)
     }
     // Only this thread writes snapshots in this directory (it holds the
     // LOCK), and recovery removes a leftover temp file, so one name will do.
-    let tmp = sh.path("snapshot.tmp");
+    let tmp = sh.path(crate::persistence::recovery::SNAPSHOT_TMP);
     let result = write_snapshot(sh, inner, &tmp);
     let (name, size) = match result {
         Ok(v) => v,
@@ -660,7 +666,7 @@ fn remove_obsolete(sh: &Shared, keep: usize) -> Result<()> {
     let mut removed = false;
     while snaps.len() > keep {
         let old = snaps.remove(0);
-        sh.vfs.remove(&sh.path(&snapshot::snapshot_name(old))).map_err(|e| Error::io("remove old snapshot", &e))?;
+        remove_if_present(sh, &snapshot::snapshot_name(old))?;
         removed = true;
     }
     let floor = match snaps.len() {
@@ -671,7 +677,7 @@ fn remove_obsolete(sh: &Shared, keep: usize) -> Result<()> {
     let mut segs = relock(&sh.segments);
     while segs.len() > 1 && segs[1] - 1 <= floor {
         let old = segs.remove(0);
-        sh.vfs.remove(&sh.path(&segment_name(old))).map_err(|e| Error::io("remove old WAL segment", &e))?;
+        remove_if_present(sh, &segment_name(old))?;
         removed = true;
     }
     drop(segs);
@@ -679,4 +685,11 @@ fn remove_obsolete(sh: &Shared, keep: usize) -> Result<()> {
         sh.sync_dir()?;
     }
     Ok(())
+}
+
+fn remove_if_present(sh: &Shared, name: &str) -> Result<()> {
+    match sh.vfs.remove(&sh.path(name)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&format!("remove {name}"), &e)),
+        _ => Ok(()),
+    }
 }

@@ -39,8 +39,12 @@ fn run(engine: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval: Duratio
     let mut next_shard = 0usize;
     loop {
         {
-            let stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
-            let (stopped, _) = stop.1.wait_timeout(stopped, interval).unwrap_or_else(|p| p.into_inner());
+            // Checked before waiting too: a stop that came while this thread
+            // was sweeping must not wait out a whole interval.
+            let mut stopped = stop.0.lock().unwrap_or_else(|p| p.into_inner());
+            if !*stopped {
+                stopped = stop.1.wait_timeout(stopped, interval).unwrap_or_else(|p| p.into_inner()).0;
+            }
             if *stopped {
                 return;
             }

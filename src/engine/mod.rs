@@ -22,7 +22,7 @@ pub use options::{Options, RecoveryMode, SyncMode, HARD_MAX_VALUE_BYTES, MAX_KEY
 pub use scan::ScanIter;
 
 use crate::error::{Error, Result};
-use crate::persistence::record::Record;
+use crate::persistence::record::{mdel_body_len, mset_body_len, Record, MAX_RECORD_BODY};
 use durability::Durability;
 use entry::parse_i64;
 use hash::{shard_of, KeyHashBuilder};
@@ -374,6 +374,7 @@ impl Engine {
         if keys.is_empty() {
             return Ok(());
         }
+        check_record_size(mset_body_len(keys, values))?;
         self.check_writable()?;
         let lsn = {
             let mut guards = self.lock_all(&self.shard_set(keys));
@@ -409,6 +410,7 @@ impl Engine {
         for k in keys {
             check_key(k)?;
         }
+        check_record_size(mdel_body_len(keys))?;
         self.check_writable()?;
         let (deleted, lsn) = {
             let mut guards = self.lock_all(&self.shard_set(keys));
@@ -553,6 +555,14 @@ impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// One mset or mdel is one WAL record; its size is bounded like a value's.
+fn check_record_size(body: usize) -> Result<()> {
+    if body > MAX_RECORD_BODY {
+        return Err(Error::TooLarge(format!("the batch encodes to {body} bytes; one batch is at most {MAX_RECORD_BODY}")));
+    }
+    Ok(())
 }
 
 fn check_owner(owner: &[u8]) -> Result<()> {

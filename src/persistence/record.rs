@@ -16,6 +16,21 @@ pub const TYPE_LOCK: u8 = 7;
 /// Bytes before a record's body: body length (u32) and CRC-32 of the body (u32).
 pub const RECORD_PREFIX: usize = 8;
 
+/// No record body is larger than this: a 1 GiB value plus its key and
+/// fields. Writers refuse larger multi-key records; readers treat a longer
+/// length field as damage.
+pub const MAX_RECORD_BODY: usize = (1 << 30) + (1 << 20);
+
+/// The body size of an mset record of these pairs.
+pub fn mset_body_len(keys: &[&[u8]], values: &[&[u8]]) -> usize {
+    8 + 1 + 8 + 4 + keys.iter().chain(values).map(|b| 4 + b.len()).sum::<usize>()
+}
+
+/// The body size of an mdel record of these keys.
+pub fn mdel_body_len(keys: &[&[u8]]) -> usize {
+    8 + 1 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>()
+}
+
 /// One mutation, borrowed from the caller while the shard lock is held.
 /// Expiries are absolute unix milliseconds, 0 = none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +103,7 @@ impl Record<'_> {
                 put_bytes(out, key);
             }
             Record::MSet { keys, values, expires_at } => {
+                assert_eq!(keys.len(), values.len(), "an mset record pairs every key with a value");
                 out.push(TYPE_MSET);
                 put_u64(out, expires_at);
                 put_u32(out, keys.len() as u32);

@@ -23,7 +23,13 @@ pub fn snapshot_name(min_lsn: u64) -> String {
 }
 
 pub fn parse_snapshot_name(name: &str) -> Option<u64> {
-    name.strip_prefix("snap-")?.strip_suffix(".snap")?.parse().ok()
+    super::wal::parse_lsn_digits(name.strip_prefix("snap-")?.strip_suffix(".snap")?)
+}
+
+/// The version a snapshot declares, if it is a dbkv snapshot at all. Read
+/// before the digest: a future version may seal its files differently.
+pub fn snapshot_version(b: &[u8]) -> Option<u32> {
+    (b.len() >= 12 && &b[0..8] == SNAPSHOT_MAGIC).then(|| u32::from_le_bytes(b[8..12].try_into().unwrap()))
 }
 
 /// What the header records besides the shards.
@@ -129,8 +135,9 @@ pub struct SnapEntry<'a> {
     pub value: &'a [u8],
 }
 
-/// Verifies the SHA-256 of a snapshot image, then calls `each` for every
-/// entry. Nothing is passed to `each` unless the whole file checks out.
+/// Verifies the version and SHA-256 of a snapshot image, then calls `each`
+/// for every entry while checking the structure. On an error part of the
+/// entries may already have been passed: the caller discards them.
 pub fn load(file: &str, b: &[u8], mut each: impl FnMut(SnapEntry<'_>)) -> Result<LoadedSnapshot> {
     let bad = |off: usize, what: &str| Error::Corruption(format!("{file} at offset {off}: {what}"));
     if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN {
@@ -139,17 +146,20 @@ pub fn load(file: &str, b: &[u8], mut each: impl FnMut(SnapEntry<'_>)) -> Result
     if &b[..8] != SNAPSHOT_MAGIC {
         return Err(bad(0, "not a dbkv snapshot (bad magic)"));
     }
-    let sha_at = b.len() - 32;
-    if Sha256::digest(&b[..sha_at]).as_slice() != &b[sha_at..] {
-        return Err(bad(sha_at, "snapshot SHA-256 mismatch"));
-    }
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
     let version = u32_at(8);
     if version != SNAPSHOT_VERSION {
         return Err(bad(8, &format!("unsupported snapshot version {version}")));
     }
+    let sha_at = b.len() - 32;
+    if Sha256::digest(&b[..sha_at]).as_slice() != &b[sha_at..] {
+        return Err(bad(sha_at, "snapshot SHA-256 mismatch"));
+    }
     let meta = SnapshotMeta { shard_count: u32_at(12), hash_seed: u64_at(16), created_ms: u64_at(24), token_hwm: u64_at(32) };
+    if meta.shard_count == 0 || !meta.shard_count.is_power_of_two() {
+        return Err(bad(12, &format!("shard count {} is not a power of two", meta.shard_count)));
+    }
     // The checksum matched, so the structure was written by us; the bounds
     // checks below guard against a version skew, not against damage.
     let body_end = sha_at - 8;
@@ -176,6 +186,9 @@ pub fn load(file: &str, b: &[u8], mut each: impl FnMut(SnapEntry<'_>)) -> Result
             let vstart = kstart + klen + 4;
             if vstart + vlen > body_end {
                 return Err(bad(off, "entry value past the end"));
+            }
+            if kind > KIND_INT || (kind == KIND_INT && vlen != 8) {
+                return Err(bad(off, &format!("entry kind {kind} with a {vlen}-byte value")));
             }
             each(SnapEntry { kind, expires_at, key: &b[kstart..kstart + klen], value: &b[vstart..vstart + vlen] });
             off = vstart + vlen;

@@ -18,7 +18,9 @@ pub trait VfsFile: Send {
 
 /// What the persistence layer needs from a file system. Paths are full paths.
 pub trait Vfs: Send + Sync {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates `dir` if it is missing; its parent must exist (so a typo in
+    /// a path fails instead of growing a new tree).
+    fn create_dir(&self, dir: &Path) -> io::Result<()>;
     /// File names (not paths) in `dir`.
     fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
     fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
@@ -87,8 +89,11 @@ impl VfsFile for OsFile {
 struct DirLock(#[allow(dead_code)] File);
 
 impl Vfs for OsVfs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
+        match std::fs::create_dir(dir) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+            other => other,
+        }
     }
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
         let mut names = Vec::new();
@@ -306,7 +311,7 @@ impl SimVfs {
 }
 
 impl Vfs for SimVfs {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir(&self, dir: &Path) -> io::Result<()> {
         self.lock().dirs.insert(dir.to_path_buf());
         Ok(())
     }

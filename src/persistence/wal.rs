@@ -7,8 +7,7 @@ use crate::persistence::record::{decode_view, OwnedRecord, RecordView, RECORD_PR
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DBKVWAL\0";
 pub const SEGMENT_VERSION: u32 = 1;
 pub const SEGMENT_HEADER_LEN: usize = 32;
-/// No record body is larger than this; a longer length field is damage.
-pub const MAX_RECORD_BODY: usize = (1 << 30) + (1 << 20);
+pub use crate::persistence::record::MAX_RECORD_BODY;
 
 pub fn segment_name(first_lsn: u64) -> String {
     format!("wal-{first_lsn:020}.log")
@@ -16,7 +15,21 @@ pub fn segment_name(first_lsn: u64) -> String {
 
 /// The first LSN encoded in a segment file name, if it is one.
 pub fn parse_segment_name(name: &str) -> Option<u64> {
-    name.strip_prefix("wal-")?.strip_suffix(".log")?.parse().ok()
+    parse_lsn_digits(name.strip_prefix("wal-")?.strip_suffix(".log")?).filter(|&lsn| lsn >= 1)
+}
+
+/// Exactly the 20 ASCII digits the writers produce; anything else in the
+/// directory is not ours to read.
+pub fn parse_lsn_digits(digits: &str) -> Option<u64> {
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The version a segment header declares, if it is a dbkv segment at all.
+pub fn segment_version(b: &[u8]) -> Option<u32> {
+    (b.len() >= 12 && &b[0..8] == SEGMENT_MAGIC).then(|| u32::from_le_bytes(b[8..12].try_into().unwrap()))
 }
 
 pub fn encode_segment_header(first_lsn: u64) -> [u8; SEGMENT_HEADER_LEN] {
@@ -38,12 +51,12 @@ pub fn decode_segment_header(file: &str, b: &[u8]) -> Result<u64> {
     if &b[0..8] != SEGMENT_MAGIC {
         return Err(bad("not a dbkv WAL segment (bad magic)"));
     }
-    if crc32fast::hash(&b[..28]) != u32::from_le_bytes(b[28..32].try_into().unwrap()) {
-        return Err(bad("segment header checksum mismatch"));
-    }
     let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
     if version != SEGMENT_VERSION {
         return Err(bad(&format!("unsupported segment version {version}")));
+    }
+    if crc32fast::hash(&b[..28]) != u32::from_le_bytes(b[28..32].try_into().unwrap()) {
+        return Err(bad("segment header checksum mismatch"));
     }
     Ok(u64::from_le_bytes(b[16..24].try_into().unwrap()))
 }
