@@ -216,9 +216,13 @@ typedef struct dbkv_statistics {
    */
   uint64_t keys;
   /**
-   * WAL records and bytes written by this handle since open.
+   * WAL records logged by this handle since open (counted when queued).
    */
   uint64_t wal_records;
+  /**
+   * WAL bytes written to segment files since open (counted when the
+   * WAL thread writes them, so it can lag `wal_records`).
+   */
   uint64_t wal_bytes;
   /**
    * fsync/fdatasync calls made by this handle since open.

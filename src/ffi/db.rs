@@ -23,8 +23,10 @@ pub struct dbkv_statistics {
     pub size: u64,
     /// Live keys.
     pub keys: u64,
-    /// WAL records and bytes written by this handle since open.
+    /// WAL records logged by this handle since open (counted when queued).
     pub wal_records: u64,
+    /// WAL bytes written to segment files since open (counted when the
+    /// WAL thread writes them, so it can lag `wal_records`).
     pub wal_bytes: u64,
     /// fsync/fdatasync calls made by this handle since open.
     pub fsyncs: u64,
