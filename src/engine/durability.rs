@@ -616,44 +616,72 @@ fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize)
     remove_obsolete(sh, keep)
 }
 
-/// Copies each shard under its read lock, together with the LSN it is
-/// complete up to, then makes the WAL durable up to the newest copy so the
-/// snapshot never holds a write the WAL could lose.
+/// One shard's copy: the LSN it is complete up to, its entry count, the
+/// newest fencing token at copy time, and the encoded entries.
+struct ShardCopy {
+    covered: u64,
+    count: u64,
+    token_hwm: u64,
+    encoded: Vec<u8>,
+}
+
+/// Copies one shard under its read lock. With the lock held no record for
+/// the shard is in flight, so every record for it up to the last LSN handed
+/// out is applied: that LSN is what the copy covers.
+fn copy_shard(sh: &Shared, inner: &Inner, shard: usize, now: u64, mut encoded: Vec<u8>) -> ShardCopy {
+    encoded.clear();
+    let s = inner.shards[shard].read();
+    let covered = sh.last_lsn();
+    let token_hwm = inner.last_token.load(Ordering::Relaxed);
+    let mut count = 0u64;
+    for e in s.iter_live(now) {
+        match e.value() {
+            Value::Bytes(b) => encode_entry(&mut encoded, KIND_BYTES, e.expires_at(), e.key(), b),
+            Value::Int(n) => encode_entry(&mut encoded, KIND_INT, e.expires_at(), e.key(), &n.to_le_bytes()),
+        }
+        count += 1;
+    }
+    ShardCopy { covered, count, token_hwm, encoded }
+}
+
+/// Copies the shards one by one while a second thread hashes and writes
+/// the previous copies, then makes the WAL durable up to the newest copy
+/// so the snapshot never holds a write the WAL could lose.
 fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64)> {
     let now = inner.now();
-    let mut writer: Option<SnapshotWriter> = None;
-    let mut min_lsn = u64::MAX;
-    let mut max_lsn = 0;
-    for (i, shard) in inner.shards.iter().enumerate() {
-        let mut buf = Vec::new();
-        let (covered, count, token_hwm) = {
-            let s = shard.read();
-            // With this shard's lock held no record for it is in flight, so
-            // every record for it up to the last LSN handed out is applied.
-            let covered = sh.last_lsn();
-            let token_hwm = inner.last_token.load(Ordering::Relaxed);
-            let mut count = 0u64;
-            for e in s.iter_live(now) {
-                match e.value() {
-                    Value::Bytes(b) => encode_entry(&mut buf, KIND_BYTES, e.expires_at(), e.key(), b),
-                    Value::Int(n) => encode_entry(&mut buf, KIND_INT, e.expires_at(), e.key(), &n.to_le_bytes()),
-                }
-                count += 1;
+    let first = copy_shard(sh, inner, 0, now, Vec::new());
+    // The token read under the first shard's lock bounds every token whose
+    // record is not replayed (all later grants get larger LSNs).
+    let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed, created_ms: now, token_hwm: first.token_hwm };
+    let mut writer = SnapshotWriter::create(&*sh.vfs, tmp, &meta)?;
+    let (mut min_lsn, mut max_lsn) = (first.covered, first.covered);
+    let (to_writer, copies) = std::sync::mpsc::sync_channel::<ShardCopy>(2);
+    let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    let writer = std::thread::scope(|scope| {
+        let io = scope.spawn(move || -> Result<SnapshotWriter> {
+            for copy in copies {
+                writer.shard(copy.covered, copy.count, &copy.encoded)?;
+                let _ = recycle.send(copy.encoded);
             }
-            (covered, count, token_hwm)
-        };
-        if i == 0 {
-            // The token read under the first shard's lock bounds every token
-            // whose record is not replayed (all later ones have larger LSNs).
-            let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed, created_ms: now, token_hwm };
-            writer = Some(SnapshotWriter::create(&*sh.vfs, tmp, &meta)?);
+            Ok(writer)
+        });
+        let mut next = Some(first);
+        for shard in 1..=inner.shards.len() {
+            if to_writer.send(next.take().expect("a copy is ready")).is_err() {
+                break; // the writer failed; its error is returned below
+            }
+            if shard < inner.shards.len() {
+                let copy = copy_shard(sh, inner, shard, now, spare.try_recv().unwrap_or_default());
+                min_lsn = min_lsn.min(copy.covered);
+                max_lsn = max_lsn.max(copy.covered);
+                next = Some(copy);
+            }
         }
-        min_lsn = min_lsn.min(covered);
-        max_lsn = max_lsn.max(covered);
-        writer.as_mut().expect("created at shard 0").shard(covered, count, &buf)?;
-    }
+        drop(to_writer);
+        io.join().unwrap_or_else(|_| Err(Error::Internal("snapshot writer thread panicked".into())))
+    })?;
     sh.wait_durable(max_lsn)?;
-    let size = writer.expect("at least one shard").finish()?;
+    let size = writer.finish()?;
     Ok((snapshot::snapshot_name(min_lsn), size))
 }
 
