@@ -1,0 +1,80 @@
+'use strict';
+
+/**
+ * dbkv for Node.js: the C library libdbkv called through koffi.
+ *
+ *   const { open } = require('dbkv');
+ *   const db = open();                     // in-memory
+ *   db.set('greeting', 'hello', { ttlMs: 60_000 });
+ *   db.getString('greeting');              // 'hello'
+ *   db.close();
+ *
+ * See README.md for the whole API and index.d.ts for its types.
+ */
+
+const native = require('./lib/native');
+const { validate, build } = require('./lib/options');
+const { DB } = require('./lib/db');
+const { DbkvError, fromStatus, CODES } = require('./lib/errors');
+
+/**
+ * Closes handles that were dropped without close(), so the data directory
+ * lock and the memory are not held until the process exits. close() is
+ * still the way to see a final flush error.
+ */
+const dropped = new FinalizationRegistry((owner) => {
+  if (owner.db !== 0n) {
+    const db = owner.db;
+    owner.db = 0n;
+    owner.api.close(db);
+  }
+});
+
+/**
+ * Opens a database: in-memory without options (or without `dir`), durable
+ * in `dir` otherwise (created if missing; its parent must exist).
+ * @param {import('./index').OpenOptions} [options]
+ * @returns {DB}
+ */
+function open(options) {
+  const opts = validate(options);
+  const api = native.load(opts.libraryPath);
+  const copts = build(api, opts);
+  const out = new BigUint64Array(1);
+  let rc;
+  try {
+    rc = api.open(copts, out);
+  } finally {
+    // dbkv_open copies the options, so they can go right away.
+    api.optionsFree(copts);
+  }
+  if (rc !== 0) throw fromStatus(rc, 'open', api.lastError() || api.strerror(rc));
+  const owner = { api, db: out[0] };
+  const db = new DB(api, out[0], opts.dir, owner);
+  dropped.register(db, owner);
+  return db;
+}
+
+/**
+ * The version of the libdbkv that open() would load with these options.
+ * @param {{ libraryPath?: string }} [options]
+ * @returns {string}
+ */
+function version(options) {
+  return native.load(options && options.libraryPath).version();
+}
+
+/** The file libdbkv was loaded from (after open() or version()). */
+function libraryFile(options) {
+  return native.load(options && options.libraryPath).file;
+}
+
+module.exports = {
+  open,
+  version,
+  libraryFile,
+  DbkvError,
+  DB,
+  /** The C error names, by status code: used for DbkvError.code. */
+  ERROR_CODES: Object.freeze(Object.fromEntries(CODES)),
+};

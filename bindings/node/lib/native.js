@@ -1,0 +1,238 @@
+'use strict';
+
+/**
+ * Finds and loads libdbkv with koffi and declares every C function once.
+ *
+ * Search order (the first that applies wins):
+ *   1. the `libraryPath` option of open()
+ *   2. the DBKV_LIB environment variable
+ *   3. the repository build: <package>/../../target/release/libdbkv.so
+ *   4. the system loader path: libdbkv.so.0, then libdbkv.so
+ * An explicit choice (1 or 2) is authoritative: if it fails we report it
+ * rather than silently loading some other build. Otherwise 3 and 4 are
+ * tried in turn and the error names every place that was looked at.
+ */
+
+const fs = require('node:fs');
+const path = require('node:path');
+const koffi = require('koffi');
+const { DbkvError } = require('./errors');
+
+const PACKAGE_DIR = path.resolve(__dirname, '..');
+const REPO_BUILD = path.resolve(PACKAGE_DIR, '..', '..', 'target', 'release', 'libdbkv.so');
+const SYSTEM_NAMES = ['libdbkv.so.0', 'libdbkv.so'];
+/** The C ABI major version this binding was written against (DBKV_VERSION_MAJOR). */
+const ABI_MAJOR = 0;
+
+/** path -> api, so each library is loaded and declared once per process. */
+const loaded = new Map();
+let configured = false;
+
+/**
+ * koffi runs async calls (sync(), snapshot()) on its own stack, 128 KiB by
+ * default; Rust I/O code can use more than that, and an overflow kills the
+ * process. The setting can only change before koffi loads its first
+ * library, so if the host application already loaded one we keep its
+ * configuration.
+ */
+function configureKoffi() {
+  if (configured) return;
+  configured = true;
+  const want = 1 << 20;
+  try {
+    const cfg = koffi.config();
+    if (cfg.async_stack_size < want) koffi.config({ ...cfg, async_stack_size: want });
+  } catch {
+    // Another module loaded a library through koffi first: keep its settings.
+  }
+}
+
+/**
+ * Lists where to look, in order, each with how it was chosen.
+ * @param {string | undefined} libraryPath
+ * @returns {{ explicit: boolean, places: { how: string, file: string }[] }}
+ */
+function candidates(libraryPath) {
+  if (libraryPath !== undefined) {
+    if (typeof libraryPath !== 'string' || libraryPath === '') {
+      throw new DbkvError('INVALID_ARGUMENT', 'open: option libraryPath must be a non-empty string');
+    }
+    return { explicit: true, places: [{ how: 'libraryPath option', file: path.resolve(libraryPath) }] };
+  }
+  const env = process.env.DBKV_LIB;
+  if (env) return { explicit: true, places: [{ how: 'DBKV_LIB', file: path.resolve(env) }] };
+  return {
+    explicit: false,
+    places: [
+      { how: 'repository build', file: REPO_BUILD },
+      ...SYSTEM_NAMES.map((name) => ({ how: 'system loader path', file: name })),
+    ],
+  };
+}
+
+/**
+ * Loads libdbkv (see the search order above) and returns its functions.
+ * @param {string | undefined} libraryPath
+ */
+function load(libraryPath) {
+  const { explicit, places } = candidates(libraryPath);
+  const failures = [];
+  for (const { how, file } of places) {
+    const hit = loaded.get(file);
+    if (hit) return hit;
+    // Skip a missing file with a short reason instead of koffi's dlopen text.
+    if (path.isAbsolute(file) && !fs.existsSync(file)) {
+      failures.push(`  - ${file} (${how}): no such file`);
+      continue;
+    }
+    let lib;
+    try {
+      configureKoffi();
+      lib = koffi.load(file);
+    } catch (e) {
+      failures.push(`  - ${file} (${how}): ${e.message}`);
+      continue;
+    }
+    const api = declare(lib, file);
+    loaded.set(file, api);
+    return api;
+  }
+  const hint = explicit
+    ? 'fix the path, or drop the libraryPath option / DBKV_LIB variable to search the default places'
+    : 'build it with `make lib` at the repository root, set DBKV_LIB to its path, or pass { libraryPath }';
+  throw new DbkvError('LIBRARY_NOT_FOUND', `cannot load libdbkv; looked in:\n${failures.join('\n')}\n${hint}`);
+}
+
+let typesDeclared = false;
+
+/** koffi type names are process-wide, so the opaque types are declared once. */
+function declareTypes() {
+  if (typesDeclared) return;
+  koffi.opaque('dbkv');
+  koffi.opaque('dbkv_iter');
+  koffi.opaque('dbkv_options');
+  typesDeclared = true;
+}
+
+/**
+ * Declares the C functions. Byte arguments are declared `void *`, which
+ * koffi fills from a Buffer or typed array (the address of its bytes) or
+ * from a number or bigint address. The hot paths pass plain-number
+ * addresses of the binding's own scratch buffers, which koffi converts
+ * faster than a Buffer; every out parameter is a reused typed array or
+ * scratch buffer, so a call allocates nothing. Handles (dbkv *, dbkv_iter *)
+ * come back from C as bigint pointers.
+ */
+function declare(lib, file) {
+  declareTypes();
+  const f = (proto) => lib.func(proto);
+  const api = {
+    file,
+    version: f('const char *dbkv_version(void)'),
+    strerror: f('const char *dbkv_strerror(int status)'),
+    lastError: f('const char *dbkv_last_error(void)'),
+    free: f('void dbkv_free(void *ptr)'),
+
+    optionsNew: f('int dbkv_options_new(void *out)'),
+    optionsFree: f('void dbkv_options_free(dbkv_options *opts)'),
+    setDataDir: f('int dbkv_options_set_data_dir(dbkv_options *opts, const char *path)'),
+    setShards: f('int dbkv_options_set_shards(dbkv_options *opts, uint32_t shards)'),
+    setMaxValueBytes: f('int dbkv_options_set_max_value_bytes(dbkv_options *opts, uint64_t bytes)'),
+    setSyncMode: f('int dbkv_options_set_sync_mode(dbkv_options *opts, int mode)'),
+    setSyncIntervalMs: f('int dbkv_options_set_sync_interval_ms(dbkv_options *opts, uint64_t ms)'),
+    setWalSegmentBytes: f('int dbkv_options_set_wal_segment_bytes(dbkv_options *opts, uint64_t bytes)'),
+    setSnapshotIntervalSecs: f('int dbkv_options_set_snapshot_interval_secs(dbkv_options *opts, uint64_t secs)'),
+    setSnapshotOps: f('int dbkv_options_set_snapshot_ops(dbkv_options *opts, uint64_t ops)'),
+    setSnapshotKeep: f('int dbkv_options_set_snapshot_keep(dbkv_options *opts, uint32_t keep)'),
+    setRecoveryMode: f('int dbkv_options_set_recovery_mode(dbkv_options *opts, int mode)'),
+
+    open: f('int dbkv_open(dbkv_options *opts, void *out)'),
+    close: f('int dbkv_close(void *db)'),
+    set: f('int dbkv_set(void *db, void *key, size_t klen, void *val, size_t vlen, uint64_t ttl_ms)'),
+    getInto: f('int dbkv_get_into(void *db, void *key, size_t klen, void *buf, size_t cap, void *len)'),
+    del: f('int dbkv_delete(void *db, void *key, size_t klen)'),
+    exists: f('int dbkv_exists(void *db, void *key, size_t klen)'),
+    incr: f('int dbkv_incr(void *db, void *key, size_t klen, int64_t delta, int64_t *out)'),
+    decr: f('int dbkv_decr(void *db, void *key, size_t klen, int64_t delta, int64_t *out)'),
+    setnx: f('int dbkv_setnx(void *db, void *key, size_t klen, void *val, size_t vlen, uint64_t ttl_ms)'),
+    cas: f('int dbkv_cas(void *db, void *key, size_t klen, void *expected, size_t elen, void *nval, size_t nlen, uint64_t ttl_ms)'),
+    expire: f('int dbkv_expire(void *db, void *key, size_t klen, uint64_t ttl_ms)'),
+    persist: f('int dbkv_persist(void *db, void *key, size_t klen)'),
+    ttl: f('int dbkv_ttl(void *db, void *key, size_t klen, int64_t *ms)'),
+    // The pointer arrays of the multi-key calls are BigUint64Arrays of
+    // addresses, hence void * rather than uint8_t **.
+    mset: f('int dbkv_mset(void *db, void *keys, size_t *klens, void *vals, size_t *vlens, size_t n, uint64_t ttl_ms)'),
+    mget: f('int dbkv_mget(void *db, void *keys, size_t *klens, size_t n, void *vals, size_t *vlens)'),
+    mdel: f('int dbkv_mdel(void *db, void *keys, size_t *klens, size_t n, size_t *deleted)'),
+    lock: f('int dbkv_lock(void *db, void *key, size_t klen, void *owner, size_t olen, uint64_t ttl_ms, uint64_t *fence)'),
+    unlock: f('int dbkv_unlock(void *db, void *key, size_t klen, void *owner, size_t olen)'),
+    extendLock: f('int dbkv_extend_lock(void *db, void *key, size_t klen, void *owner, size_t olen, uint64_t ttl_ms)'),
+    count: f('int dbkv_count(void *db, uint64_t *out)'),
+    sync: f('int dbkv_sync(void *db)'),
+    snapshot: f('int dbkv_snapshot(void *db)'),
+    // dbkv_statistics is passed as a BigUint64Array of its 16 uint64 fields.
+    stats: f('int dbkv_stats(void *db, void *out)'),
+    scan: f('int dbkv_scan(void *db, void *prefix, size_t plen, void *out)'),
+    iterNext: f('int dbkv_iter_next(dbkv_iter *it, void *key, size_t *klen, void *val, size_t *vlen)'),
+    iterFree: f('void dbkv_iter_free(dbkv_iter *it)'),
+  };
+  const version = api.version();
+  const major = Number(version.split('.')[0]);
+  if (major !== ABI_MAJOR) {
+    throw new DbkvError(
+      'LIBRARY_NOT_FOUND',
+      `${file} is libdbkv ${version}; this binding needs major version ${ABI_MAJOR}`,
+    );
+  }
+  return api;
+}
+
+/**
+ * Copies C memory into Buffers. libc's memcpy, reached through the process
+ * itself (dlopen(NULL)), does it in one cheap call. koffi.view would avoid
+ * the extra call but creates an external ArrayBuffer whose bookkeeping is
+ * only released once the event loop turns, so a long synchronous loop of
+ * scans or mgets piles up hundreds of MB; koffi.decode is the fallback for
+ * a platform where memcpy cannot be found this way.
+ */
+let memcpy = null;
+configureKoffi(); // loading the process below counts as koffi's first load
+try {
+  // Declared as returning void: the returned pointer is not wanted, and
+  // ignoring a returned register is sound in every C ABI koffi supports.
+  memcpy = koffi.load(null).func('void memcpy(void *dst, void *src, size_t n)');
+} catch {
+  memcpy = null;
+}
+const U8 = koffi.types.uint8_t;
+
+/**
+ * Copies `len` bytes at a C pointer into a new Buffer.
+ * @param {bigint} ptr
+ * @param {number} len
+ */
+function copyOut(ptr, len) {
+  if (len === 0) return Buffer.alloc(0);
+  if (memcpy !== null) {
+    const out = Buffer.allocUnsafe(len);
+    memcpy(out, ptr, len);
+    return out;
+  }
+  const bytes = koffi.decode(ptr, U8, len);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+}
+
+/**
+ * Copies n bytes from a scratch buffer into `out`: memcpy where available
+ * (a cheaper call than Buffer#copy for small values), else Buffer#copy.
+ * @param {Buffer} out
+ * @param {Buffer} src   the scratch buffer
+ * @param {number | bigint} srcAddr  its address
+ * @param {number} n
+ */
+function copyFromScratch(out, src, srcAddr, n) {
+  if (memcpy !== null) memcpy(out, srcAddr, n);
+  else src.copy(out, 0, 0, n);
+}
+
+module.exports = { load, copyOut, copyFromScratch, candidates, REPO_BUILD, SYSTEM_NAMES };
