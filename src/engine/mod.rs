@@ -83,7 +83,7 @@ impl Inner {
     }
 
     #[inline]
-    fn shard_index(&self, key: &[u8]) -> usize {
+    pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
         shard_of(self.seed, self.shards.len() as u32, key)
     }
 

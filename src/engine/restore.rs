@@ -12,13 +12,15 @@ use crate::persistence::snapshot::{SnapEntry, SnapshotMeta, KIND_INT};
 pub struct Restore<'a> {
     pub inner: &'a Inner,
     pub now_ms: u64,
+    workers: usize,
     /// The snapshot's sharding and per-shard covered LSNs.
     covered: Option<(u64, u32, Vec<u64>)>,
 }
 
 impl<'a> Restore<'a> {
     pub fn new(inner: &'a Inner, now_ms: u64) -> Restore<'a> {
-        Restore { inner, now_ms, covered: None }
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        Restore { inner, now_ms, workers, covered: None }
     }
 
     fn expired(&self, expires_at: u64) -> bool {
@@ -56,8 +58,8 @@ impl<'a> Restore<'a> {
     }
 }
 
-impl Sink for Restore<'_> {
-    fn entry(&mut self, e: SnapEntry<'_>) {
+impl Restore<'_> {
+    fn apply_entry(&self, e: &SnapEntry<'_>) {
         let value = if e.kind == KIND_INT {
             Value::Int(i64::from_le_bytes(e.value.try_into().unwrap_or([0; 8])))
         } else {
@@ -66,6 +68,62 @@ impl Sink for Restore<'_> {
         if !self.expired(e.expires_at) {
             self.put(e.key, value, e.expires_at);
         }
+    }
+
+    /// Applies the parts of `rec` whose keys `mine` accepts.
+    fn apply_record(&self, lsn: u64, rec: &RecordView<'_>, mine: impl Fn(&[u8]) -> bool) {
+        let wanted = |key: &[u8]| mine(key) && !self.covered(key, lsn);
+        match rec {
+            RecordView::Set { key, value, expires_at } if wanted(key) => self.put(key, Value::Bytes(value), *expires_at),
+            RecordView::SetInt { key, value, expires_at } if wanted(key) => self.put(key, Value::Int(*value), *expires_at),
+            RecordView::Delete { key } if wanted(key) => self.remove(key),
+            RecordView::Expire { key, expires_at } if wanted(key) => self.expire(key, *expires_at),
+            RecordView::Lock { key, owner, expires_at, .. } if wanted(key) => self.put(key, Value::Bytes(owner), *expires_at),
+            RecordView::MSet { pairs, expires_at } => {
+                for (k, v) in pairs.iter().filter(|(k, _)| wanted(k)) {
+                    self.put(k, Value::Bytes(v), *expires_at);
+                }
+            }
+            RecordView::MDel { keys } => {
+                for k in keys.iter().filter(|k| wanted(k)) {
+                    self.remove(k);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Runs `work(worker, workers)` on every core. Each worker owns the
+    /// engine shards with `index % workers == worker` and walks the whole
+    /// batch in order, so every key still sees its records in LSN order.
+    fn in_parallel(&self, items: usize, work: impl Fn(usize, usize) + Sync) {
+        let workers = if items < PARALLEL_MIN { 1 } else { self.workers };
+        if workers == 1 {
+            return work(0, 1);
+        }
+        std::thread::scope(|scope| {
+            for w in 1..workers {
+                let work = &work;
+                scope.spawn(move || work(w, workers));
+            }
+            work(0, workers);
+        });
+    }
+
+    fn owns(&self, key: &[u8], worker: usize, workers: usize) -> bool {
+        workers == 1 || self.inner.shard_index(key) % workers == worker
+    }
+}
+
+/// Batches smaller than this are applied on the calling thread.
+const PARALLEL_MIN: usize = 4096;
+
+impl Sink for Restore<'_> {
+    fn entries(&mut self, batch: &[SnapEntry<'_>]) {
+        let this = &*self;
+        this.in_parallel(batch.len(), |w, n| {
+            batch.iter().filter(|e| this.owns(e.key, w, n)).for_each(|e| this.apply_entry(e));
+        });
     }
 
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]) {
@@ -79,25 +137,13 @@ impl Sink for Restore<'_> {
         }
     }
 
-    fn record(&mut self, lsn: u64, rec: RecordView<'_>) {
-        match rec {
-            RecordView::Set { key, value, expires_at } if !self.covered(key, lsn) => self.put(key, Value::Bytes(value), expires_at),
-            RecordView::SetInt { key, value, expires_at } if !self.covered(key, lsn) => self.put(key, Value::Int(value), expires_at),
-            RecordView::Delete { key } if !self.covered(key, lsn) => self.remove(key),
-            RecordView::Expire { key, expires_at } if !self.covered(key, lsn) => self.expire(key, expires_at),
-            RecordView::Lock { key, owner, expires_at, .. } if !self.covered(key, lsn) => self.put(key, Value::Bytes(owner), expires_at),
-            RecordView::MSet { pairs, expires_at } => {
-                for (k, v) in pairs.into_iter().filter(|(k, _)| !self.covered(k, lsn)) {
-                    self.put(k, Value::Bytes(v), expires_at);
-                }
+    fn records(&mut self, batch: &[(u64, RecordView<'_>)]) {
+        let this = &*self;
+        this.in_parallel(batch.len(), |w, n| {
+            for (lsn, rec) in batch {
+                this.apply_record(*lsn, rec, |k| this.owns(k, w, n));
             }
-            RecordView::MDel { keys } => {
-                for k in keys.into_iter().filter(|k| !self.covered(k, lsn)) {
-                    self.remove(k);
-                }
-            }
-            _ => {}
-        }
+        });
     }
 
     fn reserve(&mut self, n: u64) {

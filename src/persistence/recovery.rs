@@ -25,12 +25,14 @@ pub enum RecoveryMode {
 
 /// Where recovered state goes (the engine).
 pub trait Sink {
-    fn entry(&mut self, e: SnapEntry<'_>);
+    /// Snapshot entries, in file order, a batch at a time.
+    fn entries(&mut self, batch: &[SnapEntry<'_>]);
     /// A snapshot verified and all its entries were passed to `entry`.
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]);
     /// Forget everything passed so far (a snapshot turned out unusable).
     fn reset(&mut self);
-    fn record(&mut self, lsn: u64, rec: RecordView<'_>);
+    /// WAL records with their LSNs, in LSN order, a batch at a time.
+    fn records(&mut self, batch: &[(u64, RecordView<'_>)]);
     /// About `n` keys are on their way: size tables once, not by doubling.
     fn reserve(&mut self, n: u64);
 }
@@ -108,6 +110,10 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sin
     Ok(Recovered { stats, next_lsn: wal_end.max(snap_max) + 1, max_token, segments: kept, wal_behind_snapshot: wal_end < snap_max })
 }
 
+/// Entries or records handed to the sink at once: large enough to keep
+/// parallel apply busy, small enough to stay in cache-friendly sizes.
+const BATCH: usize = 1 << 16;
+
 /// The temp file a snapshot is written to before its rename.
 pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
 
@@ -150,7 +156,17 @@ fn choose_snapshot(
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
         sink.reserve(snapshot::entry_count_hint(&image));
-        match snapshot::load(&name, &image, |e| sink.entry(e)) {
+        let mut batch = Vec::with_capacity(BATCH);
+        let loaded = snapshot::load(&name, &image, |e| {
+            batch.push(e);
+            if batch.len() == BATCH {
+                sink.entries(&batch);
+                batch.clear();
+            }
+        });
+        sink.entries(&batch);
+        drop(batch);
+        match loaded {
             Ok(loaded) => {
                 let min = loaded.shard_lsns.iter().copied().min().unwrap_or(0);
                 let max = loaded.shard_lsns.iter().copied().max().unwrap_or(0);
@@ -238,7 +254,10 @@ impl Replay<'_> {
             } else {
                 self.stats.corrupt_records += (first > want) as u64;
                 let image = self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
-                self.segment(&name, &path, &image, first, replay_after, covered_tail)?
+                let mut batch = Vec::with_capacity(BATCH);
+                let end = self.segment(&name, &path, &image, first, replay_after, covered_tail, &mut batch);
+                self.sink.records(&batch);
+                end?
             };
             if end.keep {
                 kept.push(first);
@@ -255,8 +274,19 @@ impl Replay<'_> {
         Ok(kept)
     }
 
-    /// Replays one segment.
-    fn segment(&mut self, name: &str, path: &Path, b: &[u8], first: u64, replay_after: u64, covered_tail: bool) -> Result<SegmentEnd> {
+    /// Replays one segment, handing records to the sink through `batch`
+    /// (the caller passes on what is left in it).
+    #[allow(clippy::too_many_arguments)]
+    fn segment<'b>(
+        &mut self,
+        name: &str,
+        path: &Path,
+        b: &'b [u8],
+        first: u64,
+        replay_after: u64,
+        covered_tail: bool,
+        batch: &mut Vec<(u64, RecordView<'b>)>,
+    ) -> Result<SegmentEnd> {
         let skip = self.mode == RecoveryMode::SkipCorrupted;
         let (mut offset, mut damage) = match wal::decode_segment_header(name, b) {
             Ok(lsn) if lsn == first => (SEGMENT_HEADER_LEN, None),
@@ -284,8 +314,12 @@ impl Replay<'_> {
                         self.max_token = self.max_token.max(*token);
                     }
                     if lsn > replay_after {
-                        self.sink.record(lsn, record);
+                        batch.push((lsn, record));
                         self.stats.wal_records += 1;
+                        if batch.len() == BATCH {
+                            self.sink.records(batch);
+                            batch.clear();
+                        }
                     }
                     self.last_lsn = lsn;
                     expected = lsn + 1;

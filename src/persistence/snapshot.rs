@@ -138,7 +138,7 @@ pub struct SnapEntry<'a> {
 /// Verifies the version and SHA-256 of a snapshot image, then calls `each`
 /// for every entry while checking the structure. On an error part of the
 /// entries may already have been passed: the caller discards them.
-pub fn load(file: &str, b: &[u8], mut each: impl FnMut(SnapEntry<'_>)) -> Result<LoadedSnapshot> {
+pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) -> Result<LoadedSnapshot> {
     let bad = |off: usize, what: &str| Error::Corruption(format!("{file} at offset {off}: {what}"));
     if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN {
         return Err(bad(0, "snapshot is truncated"));
