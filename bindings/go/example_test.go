@@ -1,0 +1,151 @@
+package dbkv_test
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"slices"
+	"time"
+
+	dbkv "github.com/dbkv/dbkv/bindings/go"
+)
+
+// The quick start: open, write, read, handle a missing key.
+func Example() {
+	// Zero Options: in memory. Set DataDir to keep the data across restarts.
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	if err := db.Set([]byte("result:task-42"), []byte(`{"status":"SUCCESS"}`), time.Hour); err != nil {
+		log.Fatal(err)
+	}
+	v, err := db.Get([]byte("result:task-42"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("result:task-42 = %s\n", v)
+
+	_, err = db.Get([]byte("result:task-43"))
+	fmt.Println("missing:", errors.Is(err, dbkv.ErrNotFound))
+
+	// Errors carry dbkv's own message for the call that failed.
+	_, err = db.Incr([]byte("result:task-42"), 1)
+	fmt.Println(err)
+	// Output:
+	// result:task-42 = {"status":"SUCCESS"}
+	// missing: true
+	// dbkv: incr: value is not a base-10 signed 64-bit integer
+}
+
+// Keys can expire; TTL reports the time left, NoExpiry for none.
+func ExampleDB_TTL() {
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	db.SetString("session:abc", "user-7", 30*time.Minute)
+	ttl, _ := db.TTL([]byte("session:abc"))
+	fmt.Println("expires in about", ttl.Round(time.Minute))
+
+	db.Expire([]byte("session:abc"), 2*time.Hour) // slide the expiry
+	ttl, _ = db.TTL([]byte("session:abc"))
+	fmt.Println("extended to about", ttl.Round(time.Minute))
+
+	db.Persist([]byte("session:abc"))
+	ttl, _ = db.TTL([]byte("session:abc"))
+	fmt.Println("after Persist:", ttl == dbkv.NoExpiry)
+
+	db.SetString("flash", "gone soon", 10*time.Millisecond)
+	time.Sleep(20 * time.Millisecond)
+	_, err = db.GetString("flash")
+	fmt.Println("expired:", errors.Is(err, dbkv.ErrNotFound))
+	// Output:
+	// expires in about 30m0s
+	// extended to about 2h0m0s
+	// after Persist: true
+	// expired: true
+}
+
+// Counters are atomic, start at zero, and refuse to overflow.
+func ExampleDB_Incr() {
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	for range 3 {
+		db.Incr([]byte("chord:7:done"), 1)
+	}
+	n, _ := db.Decr([]byte("chord:7:done"), 1)
+	fmt.Println("chord:7:done =", n)
+
+	// Counters read back as base-10 text.
+	s, _ := db.GetString("chord:7:done")
+	fmt.Printf("as stored: %q\n", s)
+
+	db.SetString("max", "9223372036854775807", 0)
+	_, err = db.Incr([]byte("max"), 1)
+	fmt.Println("overflow:", errors.Is(err, dbkv.ErrOverflow))
+	// Output:
+	// chord:7:done = 2
+	// as stored: "2"
+	// overflow: true
+}
+
+// A lock with a fencing token: a second owner is refused until the first
+// releases it, and each grant gets a larger token.
+func ExampleDB_Lock() {
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	key := []byte("lock:report")
+	fence, err := db.Lock(key, []byte("worker-a"), 30*time.Second)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("worker-a holds the lock, fencing token", fence)
+
+	_, err = db.Lock(key, []byte("worker-b"), 30*time.Second)
+	fmt.Println("worker-b refused:", errors.Is(err, dbkv.ErrLocked))
+
+	err = db.Unlock(key, []byte("worker-b"))
+	fmt.Println("worker-b cannot unlock:", errors.Is(err, dbkv.ErrNotOwner))
+
+	db.Unlock(key, []byte("worker-a"))
+	fence, _ = db.Lock(key, []byte("worker-b"), 30*time.Second)
+	fmt.Println("worker-b holds the lock, fencing token", fence)
+	// Output:
+	// worker-a holds the lock, fencing token 1
+	// worker-b refused: true
+	// worker-b cannot unlock: true
+	// worker-b holds the lock, fencing token 2
+}
+
+// Scan ranges over the keys with a prefix, in no particular order.
+func ExampleDB_Scan() {
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	db.MSet([][]byte{[]byte("user:1"), []byte("user:2"), []byte("team:1")},
+		[][]byte{[]byte("ada"), []byte("grace"), []byte("core")}, 0)
+	var users []string
+	for k, v := range db.Scan([]byte("user:")) {
+		users = append(users, string(k)+"="+string(v))
+	}
+	slices.Sort(users)
+	fmt.Println(users)
+	// Output:
+	// [user:1=ada user:2=grace]
+}
