@@ -245,11 +245,11 @@ pub unsafe extern "C" fn dbkv_exists(db: *const dbkv, key: *const u8, klen: usiz
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_incr(db: *const dbkv, key: *const u8, klen: usize, delta: i64, out_value: *mut i64) -> c_int {
     guard(|| {
-        let v = engine(db)?.incr(self::key(key, klen)?, delta)?;
-        if let Some(o) = out_value.as_mut() {
-            *o = v;
+        let k = self::key(key, klen)?;
+        match engine(db)?.incr(k, delta) {
+            Ok(v) => Ok(write_counter(out_value, v)),
+            Err(e) => counter_error("incr", k, e),
         }
-        Ok(DBKV_OK)
     })
 }
 
@@ -257,12 +257,33 @@ pub unsafe extern "C" fn dbkv_incr(db: *const dbkv, key: *const u8, klen: usize,
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_decr(db: *const dbkv, key: *const u8, klen: usize, delta: i64, out_value: *mut i64) -> c_int {
     guard(|| {
-        let v = engine(db)?.decr(self::key(key, klen)?, delta)?;
-        if let Some(o) = out_value.as_mut() {
-            *o = v;
+        let k = self::key(key, klen)?;
+        match engine(db)?.decr(k, delta) {
+            Ok(v) => Ok(write_counter(out_value, v)),
+            Err(e) => counter_error("decr", k, e),
         }
-        Ok(DBKV_OK)
     })
+}
+
+unsafe fn write_counter(out_value: *mut i64, v: i64) -> c_int {
+    if let Some(o) = out_value.as_mut() {
+        *o = v;
+    }
+    DBKV_OK
+}
+
+/// Counter errors name their key, so that concurrent failures can be told
+/// apart by their messages.
+fn counter_error(op: &str, key: &[u8], e: Error) -> Result<c_int, Error> {
+    match e {
+        Error::NotInteger | Error::Overflow => {
+            let shown: String = key.iter().take(64).flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect();
+            let more = if key.len() > 64 { "..." } else { "" };
+            set_last_error(format!("{op} of key \"{shown}{more}\": {e}"));
+            Ok(status_of(&e))
+        }
+        other => Err(other),
+    }
 }
 
 /// Stores `val` under `key` only if the key does not exist.

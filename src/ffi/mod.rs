@@ -62,7 +62,7 @@ pub const DBKV_VERSION_MAJOR: c_int = 0;
 pub const DBKV_VERSION_MINOR: c_int = 1;
 pub const DBKV_VERSION_PATCH: c_int = 0;
 
-fn status_of(e: &Error) -> c_int {
+pub(crate) fn status_of(e: &Error) -> c_int {
     match e {
         Error::InvalidArgument(_) => DBKV_ERR_INVALID_ARGUMENT,
         Error::TooLarge(_) => DBKV_ERR_TOO_LARGE,
@@ -81,7 +81,7 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-fn set_last_error(msg: String) {
+pub(crate) fn set_last_error(msg: String) {
     let c = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
     LAST_ERROR.with(|slot| *slot.borrow_mut() = c);
 }
