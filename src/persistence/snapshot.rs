@@ -26,10 +26,21 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
     super::wal::parse_lsn_digits(name.strip_prefix("snap-")?.strip_suffix(".snap")?)
 }
 
-/// The version a snapshot declares, if it is a dbkv snapshot at all. Read
-/// before the digest: a future version may seal its files differently.
+/// The version an intact snapshot declares. A version field that does not
+/// match the digest is damage, not a newer format, so the digest is checked
+/// first (only when the version is not ours, to keep opens cheap).
 pub fn snapshot_version(b: &[u8]) -> Option<u32> {
-    (b.len() >= 12 && &b[0..8] == SNAPSHOT_MAGIC).then(|| u32::from_le_bytes(b[8..12].try_into().unwrap()))
+    if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN || &b[0..8] != SNAPSHOT_MAGIC {
+        return None;
+    }
+    let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    (version == SNAPSHOT_VERSION || is_sealed(b)).then_some(version)
+}
+
+/// The SHA-256 trailer matches everything before it.
+fn is_sealed(b: &[u8]) -> bool {
+    let sha_at = b.len() - 32;
+    Sha256::digest(&b[..sha_at]).as_slice() == &b[sha_at..]
 }
 
 /// What the header records besides the shards.
@@ -148,13 +159,13 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
     }
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let sha_at = b.len() - 32;
+    if !is_sealed(b) {
+        return Err(bad(sha_at, "snapshot SHA-256 mismatch"));
+    }
     let version = u32_at(8);
     if version != SNAPSHOT_VERSION {
         return Err(bad(8, &format!("unsupported snapshot version {version}")));
-    }
-    let sha_at = b.len() - 32;
-    if Sha256::digest(&b[..sha_at]).as_slice() != &b[sha_at..] {
-        return Err(bad(sha_at, "snapshot SHA-256 mismatch"));
     }
     let meta = SnapshotMeta { shard_count: u32_at(12), hash_seed: u64_at(16), created_ms: u64_at(24), token_hwm: u64_at(32) };
     if meta.shard_count == 0 || !meta.shard_count.is_power_of_two() {

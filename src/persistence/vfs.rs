@@ -83,10 +83,47 @@ impl VfsFile for OsFile {
     }
 }
 
-/// An flock(2) on the LOCK file: per open file description, so a second
-/// open in the same process conflicts just like one from another process,
-/// and the kernel drops it if the process dies.
-struct DirLock(#[allow(dead_code)] File);
+/// A POSIX record lock (fcntl F_SETLK) on the LOCK file. Unlike flock, it
+/// belongs to the process: a forked child does not inherit it, and the
+/// kernel drops it when the process dies. Because such locks do not
+/// conflict within one process (and closing any descriptor of the file
+/// would drop them), a process-wide set of held directories catches a
+/// second open from this process before the file is touched.
+struct DirLock {
+    file: Option<File>,
+    dir: PathBuf,
+}
+
+fn held_dirs() -> MutexGuard<'static, HashSet<PathBuf>> {
+    static HELD: std::sync::OnceLock<Mutex<HashSet<PathBuf>>> = std::sync::OnceLock::new();
+    HELD.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // Close before leaving the set: a new lock taken in between would be
+        // dropped by this close (POSIX locks are per process and file).
+        let mut held = held_dirs();
+        drop(self.file.take());
+        held.remove(&self.dir);
+    }
+}
+
+fn lock_file(f: &File) -> io::Result<bool> {
+    // SAFETY: a zeroed flock is a valid argument; fields set below.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    // SAFETY: fcntl on a descriptor we own with a valid flock struct.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
+        _ => Err(err),
+    }
+}
 
 impl Vfs for OsVfs {
     fn create_dir(&self, dir: &Path) -> io::Result<()> {
@@ -143,18 +180,17 @@ impl Vfs for OsVfs {
         File::open(dir)?.sync_all()
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
+        let dir = std::fs::canonicalize(dir)?;
+        let mut held = held_dirs();
+        if held.contains(&dir) {
+            return Ok(None);
+        }
         let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
-        // SAFETY: flock on a file descriptor we own.
-        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc == 0 {
-            return Ok(Some(Box::new(DirLock(f))));
+        if !lock_file(&f)? {
+            return Ok(None);
         }
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            Ok(None)
-        } else {
-            Err(err)
-        }
+        held.insert(dir.clone());
+        Ok(Some(Box::new(DirLock { file: Some(f), dir })))
     }
 }
 

@@ -27,9 +27,14 @@ pub fn parse_lsn_digits(digits: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// The version a segment header declares, if it is a dbkv segment at all.
+/// The version an intact segment header declares (a version field that
+/// fails the header CRC is damage, not a newer format).
 pub fn segment_version(b: &[u8]) -> Option<u32> {
-    (b.len() >= 12 && &b[0..8] == SEGMENT_MAGIC).then(|| u32::from_le_bytes(b[8..12].try_into().unwrap()))
+    (b.len() >= SEGMENT_HEADER_LEN && &b[0..8] == SEGMENT_MAGIC && header_crc_ok(b)).then(|| u32::from_le_bytes(b[8..12].try_into().unwrap()))
+}
+
+fn header_crc_ok(b: &[u8]) -> bool {
+    crc32fast::hash(&b[..28]) == u32::from_le_bytes(b[28..32].try_into().unwrap())
 }
 
 pub fn encode_segment_header(first_lsn: u64) -> [u8; SEGMENT_HEADER_LEN] {
@@ -51,12 +56,12 @@ pub fn decode_segment_header(file: &str, b: &[u8]) -> Result<u64> {
     if &b[0..8] != SEGMENT_MAGIC {
         return Err(bad("not a dbkv WAL segment (bad magic)"));
     }
+    if !header_crc_ok(b) {
+        return Err(bad("segment header checksum mismatch"));
+    }
     let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
     if version != SEGMENT_VERSION {
         return Err(bad(&format!("unsupported segment version {version}")));
-    }
-    if crc32fast::hash(&b[..28]) != u32::from_le_bytes(b[28..32].try_into().unwrap()) {
-        return Err(bad("segment header checksum mismatch"));
     }
     Ok(u64::from_le_bytes(b[16..24].try_into().unwrap()))
 }
