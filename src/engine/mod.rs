@@ -160,6 +160,16 @@ impl Engine {
             .ok_or_else(|| Error::InvalidArgument(format!("ttl_ms {ttl_ms} is too far in the future")))
     }
 
+    /// The checks every single-key store makes before touching anything;
+    /// returns the absolute expiry.
+    fn check_store(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<u64> {
+        check_key(key)?;
+        self.check_value(value)?;
+        let expires_at = self.expiry(ttl_ms)?;
+        self.check_writable()?;
+        Ok(expires_at)
+    }
+
     fn check_writable(&self) -> Result<()> {
         match &self.durability {
             Some(d) => d.check_writable(),
@@ -195,10 +205,7 @@ impl Engine {
     }
 
     pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
-        check_key(key)?;
-        self.check_value(value)?;
-        let expires_at = self.expiry(ttl_ms)?;
-        self.check_writable()?;
+        let expires_at = self.check_store(key, value, ttl_ms)?;
         let lsn = {
             let mut s = self.write_shard(key);
             s.put_bytes(key, value, expires_at);
@@ -272,10 +279,7 @@ impl Engine {
 
     /// Stores only if the key is absent; false if it exists.
     pub fn setnx(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<bool> {
-        check_key(key)?;
-        self.check_value(value)?;
-        let expires_at = self.expiry(ttl_ms)?;
-        self.check_writable()?;
+        let expires_at = self.check_store(key, value, ttl_ms)?;
         let lsn = {
             let mut s = self.write_shard(key);
             if s.live(key, || self.inner.now()).is_some() {
@@ -290,10 +294,7 @@ impl Engine {
 
     /// Replaces the value if it equals `expected` byte for byte.
     pub fn cas(&self, key: &[u8], expected: &[u8], new: &[u8], ttl_ms: u64) -> Result<CasOutcome> {
-        check_key(key)?;
-        self.check_value(new)?;
-        let expires_at = self.expiry(ttl_ms)?;
-        self.check_writable()?;
+        let expires_at = self.check_store(key, new, ttl_ms)?;
         let lsn = {
             let mut s = self.write_shard(key);
             match s.live(key, || self.inner.now()) {
