@@ -24,9 +24,17 @@ fn scale(release: usize) -> usize {
 }
 
 fn open(shards: u32) -> Engine {
-    let mut o = Options::default();
-    o.shards = shards;
-    Engine::open(o).expect("open")
+    Engine::open(Options { shards, ..Options::default() }).expect("open")
+}
+
+/// Decrements a counter when dropped, also when its thread panics, so the
+/// threads waiting for that counter stop instead of spinning forever.
+struct Leaving<'a>(&'a AtomicUsize);
+
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// xorshift64, seeded per thread.
@@ -261,12 +269,15 @@ fn mset_is_atomic_to_mget_readers() {
         let writers_left = AtomicUsize::new(3);
         let reads_done = AtomicUsize::new(0);
         let readers = THREADS - 3;
+        let readers_left = AtomicUsize::new(readers);
         let start = Barrier::new(THREADS);
         let distinct_seen = std::sync::Mutex::new(HashSet::new());
         std::thread::scope(|s| {
             for w in 0..3u32 {
-                let (e, keys, writers_left, reads_done, start) = (&e, &keys, &writers_left, &reads_done, &start);
+                let (e, keys, writers_left, reads_done, readers_left, start) =
+                    (&e, &keys, &writers_left, &reads_done, &readers_left, &start);
                 s.spawn(move || {
+                    let _leaving = Leaving(writers_left);
                     let mut kr: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
                     if w == 1 {
                         kr.reverse(); // a different argument order must not deadlock or tear
@@ -275,7 +286,9 @@ fn mset_is_atomic_to_mget_readers() {
                     // Keep writing until the readers have done their share, so
                     // that reads and writes really overlap.
                     let mut i = 0;
-                    while i < writes || reads_done.load(Ordering::SeqCst) < readers * min_reads {
+                    while i < writes
+                        || (reads_done.load(Ordering::SeqCst) < readers * min_reads && readers_left.load(Ordering::SeqCst) > 0)
+                    {
                         i += 1;
                         if w == 2 && i % 10 == 9 {
                             e.mdel(&kr).unwrap();
@@ -285,13 +298,13 @@ fn mset_is_atomic_to_mget_readers() {
                         let vals: Vec<&[u8]> = kr.iter().map(|_| &v[..]).collect();
                         e.mset(&kr, &vals, 0).unwrap();
                     }
-                    writers_left.fetch_sub(1, Ordering::SeqCst);
                 });
             }
             for r in 0..readers {
-                let (e, keys, writers_left, reads_done, distinct_seen, start) =
-                    (&e, &keys, &writers_left, &reads_done, &distinct_seen, &start);
+                let (e, keys, writers_left, reads_done, readers_left, distinct_seen, start) =
+                    (&e, &keys, &writers_left, &reads_done, &readers_left, &distinct_seen, &start);
                 s.spawn(move || {
+                    let _leaving = Leaving(readers_left);
                     let mut rng = Rng::new(r as u64 + 100);
                     let mut seen = HashSet::new();
                     start.wait();
@@ -333,15 +346,15 @@ fn scan_during_concurrent_writes_returns_each_stable_key_once() {
             e.set(&k, &v, 0).unwrap();
             want.insert(k, v);
         }
-        let scans_left = AtomicUsize::new(4);
+        let scanners = AtomicUsize::new(2);
         std::thread::scope(|s| {
             // Writers churn keys next to the stable ones (same prefix, same shards)
             // and elsewhere, so tables grow, shrink and rehash during the scans.
             for w in 0..4u64 {
-                let (e, scans_left) = (&e, &scans_left);
+                let (e, scanners) = (&e, &scanners);
                 s.spawn(move || {
                     let mut rng = Rng::new(w + 77);
-                    while scans_left.load(Ordering::SeqCst) > 0 {
+                    while scanners.load(Ordering::SeqCst) > 0 {
                         let i = rng.below(stable);
                         let churn = format!("s:{i:06}-churn{w}").into_bytes();
                         match rng.below(6) {
@@ -364,9 +377,10 @@ fn scan_during_concurrent_writes_returns_each_stable_key_once() {
                 });
             }
             for _ in 0..2 {
-                let (e, scans_left, want) = (&e, &scans_left, &want);
+                let (e, scanners, want) = (&e, &scanners, &want);
                 s.spawn(move || {
-                    while scans_left.load(Ordering::SeqCst) > 0 {
+                    let _leaving = Leaving(scanners);
+                    for _ in 0..2 {
                         let mut seen: HashSet<Vec<u8>> = HashSet::new();
                         let mut stable_seen = 0;
                         for (k, v) in e.scan(b"s:") {
@@ -378,7 +392,6 @@ fn scan_during_concurrent_writes_returns_each_stable_key_once() {
                             assert!(seen.insert(k.clone()), "shards {shards}: scan returned {:?} twice", String::from_utf8_lossy(&k));
                         }
                         assert_eq!(stable_seen, want.len(), "shards {shards}: scan missed stable keys");
-                        let _ = scans_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
                     }
                 });
             }

@@ -37,7 +37,7 @@ func Example() {
 	// Output:
 	// result:task-42 = {"status":"SUCCESS"}
 	// missing: true
-	// dbkv: incr: value is not a base-10 signed 64-bit integer
+	// dbkv: incr: key "result:task-42": value is not a base-10 signed 64-bit integer
 }
 
 // Keys can expire; TTL reports the time left, NoExpiry for none.

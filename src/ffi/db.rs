@@ -248,7 +248,7 @@ pub unsafe extern "C" fn dbkv_incr(db: *const dbkv, key: *const u8, klen: usize,
         let k = self::key(key, klen)?;
         match engine(db)?.incr(k, delta) {
             Ok(v) => Ok(write_counter(out_value, v)),
-            Err(e) => counter_error("incr", k, e),
+            Err(e) => counter_error(k, e),
         }
     })
 }
@@ -260,7 +260,7 @@ pub unsafe extern "C" fn dbkv_decr(db: *const dbkv, key: *const u8, klen: usize,
         let k = self::key(key, klen)?;
         match engine(db)?.decr(k, delta) {
             Ok(v) => Ok(write_counter(out_value, v)),
-            Err(e) => counter_error("decr", k, e),
+            Err(e) => counter_error(k, e),
         }
     })
 }
@@ -274,12 +274,12 @@ unsafe fn write_counter(out_value: *mut i64, v: i64) -> c_int {
 
 /// Counter errors name their key, so that concurrent failures can be told
 /// apart by their messages.
-fn counter_error(op: &str, key: &[u8], e: Error) -> Result<c_int, Error> {
+fn counter_error(key: &[u8], e: Error) -> Result<c_int, Error> {
     match e {
         Error::NotInteger | Error::Overflow => {
             let shown: String = key.iter().take(64).flat_map(|b| std::ascii::escape_default(*b)).map(char::from).collect();
             let more = if key.len() > 64 { "..." } else { "" };
-            set_last_error(format!("{op} of key \"{shown}{more}\": {e}"));
+            set_last_error(format!("key \"{shown}{more}\": {e}"));
             Ok(status_of(&e))
         }
         other => Err(other),

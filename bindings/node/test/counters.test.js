@@ -72,7 +72,7 @@ test('NOT_INTEGER for values that are not base-10 int64', (t) => {
   const db = fresh(t);
   for (const bad of ['abc', '', '1.5', '+1', '01', ' 1', '9223372036854775808', Buffer.from([0x31, 0])]) {
     db.set('v', bad);
-    throwsCode(assert, () => db.incr('v'), 'NOT_INTEGER', /incr: value is not a base-10 signed 64-bit integer/);
+    throwsCode(assert, () => db.incr('v'), 'NOT_INTEGER', /incr: key "v": value is not a base-10 signed 64-bit integer/);
     throwsCode(assert, () => db.decrBig('v'), 'NOT_INTEGER');
     assert.deepEqual(db.get('v'), Buffer.from(bad), 'unchanged');
   }

@@ -65,9 +65,9 @@ test('TOO_LARGE for keys over 65,535 bytes and values over maxValueBytes', (t) =
 test('NOT_INTEGER and OVERFLOW', (t) => {
   const db = fresh(t);
   db.set('json', '{"a":1}');
-  throwsCode(assert, () => db.incr('json'), 'NOT_INTEGER', /^incr: value is not a base-10 signed 64-bit integer$/);
+  throwsCode(assert, () => db.incr('json'), 'NOT_INTEGER', /^incr: key "json": value is not a base-10 signed 64-bit integer$/);
   db.set('max', '9223372036854775807');
-  throwsCode(assert, () => db.incrBig('max'), 'OVERFLOW', /^incrBig: increment or decrement would overflow/);
+  throwsCode(assert, () => db.incrBig('max'), 'OVERFLOW', /^incrBig: key "max": increment or decrement would overflow/);
 });
 
 test('open: bad options are refused with the option named', () => {
