@@ -39,6 +39,7 @@ pub enum Value<'a> {
 
 impl<'a> Value<'a> {
     /// Calls `f` with the bytes a reader sees (counters in base-10 ASCII).
+    #[inline]
     pub fn with_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
         match self {
             Value::Bytes(b) => f(b),
