@@ -30,6 +30,9 @@ use crate::persistence::snapshot::{self, encode_entry, SnapshotMeta, SnapshotWri
 use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
 use crate::persistence::wal::{encode_segment_header, segment_name};
 
+/// The most records a leader waits to gather before an fsync.
+const MAX_GROUP: u64 = 64;
+
 /// Queued bytes past which writers wait for the writer thread.
 const MAX_QUEUED_BYTES: usize = 32 << 20;
 /// Queued bytes past which the writer thread is woken to write early; small
@@ -85,6 +88,10 @@ struct Shared {
     segments: Mutex<Vec<u64>>,
     /// The open segment; used only by the thread that set `Queue::flushing`.
     io: Mutex<Io>,
+    /// Records per synced flush, recently at most (decays by one per flush),
+    /// and the last fsync's duration: what a leader waits for, and how long.
+    group_peak: AtomicU64,
+    fsync_ns: AtomicU64,
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     sync_mode: SyncMode,
@@ -148,6 +155,19 @@ impl Shared {
         }
     }
 
+    /// Before taking a batch to fsync, lets the writers that usually share
+    /// an fsync queue their records: yields until as many records are
+    /// pending as recent groups held, for at most half an fsync. A lone
+    /// writer's groups hold one record, so it never waits.
+    fn gather_group(&self) {
+        let target = self.group_peak.load(Ordering::Relaxed).max(1);
+        let budget = Duration::from_nanos(self.fsync_ns.load(Ordering::Relaxed) / 2).min(Duration::from_millis(1));
+        let started = Instant::now();
+        while self.last_lsn() - self.durable_lsn.load(Ordering::Acquire) < target && started.elapsed() < budget {
+            std::thread::yield_now();
+        }
+    }
+
     /// Writes everything queued (and fsyncs if `sync`) unless another
     /// thread is flushing; returns whether this call did the flush.
     fn flush(&self, sync: bool) -> Result<bool> {
@@ -159,20 +179,7 @@ impl Shared {
             q.flushing = true;
         }
         if sync {
-            // Writers that are runnable but not yet queued (there are more
-            // writer threads than cores) get to append before the batch is
-            // taken, so one fsync covers them too: yield while that brings
-            // in new records, a few times at most. Costs a microsecond or
-            // two against an fsync's hundred or more.
-            let mut seen = self.last_lsn();
-            for _ in 0..4 {
-                std::thread::yield_now();
-                let now = self.last_lsn();
-                if now == seen {
-                    break;
-                }
-                seen = now;
-            }
+            self.gather_group();
         }
         let (last_lsn, mut io) = {
             let mut q = self.queue();
@@ -183,8 +190,14 @@ impl Shared {
             }
             (q.next_lsn - 1, io)
         };
+        let durable_before = self.durable_lsn.load(Ordering::Acquire);
         let result = write_batch(self, &mut io, sync, last_lsn);
         drop(io);
+        if sync && result.is_ok() {
+            let group = last_lsn.saturating_sub(durable_before);
+            let peak = self.group_peak.load(Ordering::Relaxed).saturating_sub(1).max(group).min(MAX_GROUP);
+            self.group_peak.store(peak, Ordering::Relaxed);
+        }
         if let Err(e) = &result {
             self.fail(e.to_string());
         }
@@ -309,6 +322,8 @@ impl Durability {
             snapshots_taken: AtomicU64::new(0),
             last_snapshot_us: AtomicU64::new(0),
             segments: Mutex::new(recovered.segments.clone()),
+            group_peak: AtomicU64::new(1),
+            fsync_ns: AtomicU64::new(0),
             io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), unsynced: false }),
             vfs,
             dir: dir.clone(),
@@ -513,7 +528,9 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
     }
     let rotate = seg.size >= sh.segment_bytes;
     if io.unsynced && (sync || rotate) {
+        let started = Instant::now();
         seg.file.sync().map_err(|e| Error::io("fsync WAL segment", &e))?;
+        sh.fsync_ns.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         sh.fsyncs.fetch_add(1, Ordering::Relaxed);
         io.unsynced = false;
     }
