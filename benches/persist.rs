@@ -140,6 +140,31 @@ fn write_path() {
         let _ = std::fs::remove_dir_all(&dir);
     }
     row("incr, 1,000 hot counters", median(wal), median(mem), "in-memory", ">= 5M ops/s with WAL");
+    let bw = median((0..3).map(|_| page_cache_bandwidth(&bench_dir("bandwidth"))).collect());
+    println!(
+        "(page-cache write bandwidth here: {:.0} MB/s, i.e. at most {:.1}M set records/s of {SET_RECORD_BYTES} B: the WAL's ceiling)",
+        bw / 1e6,
+        bw / SET_RECORD_BYTES as f64 / 1e6
+    );
+}
+
+/// Bytes one WAL record of a set of a 53-byte key and a 200-byte value takes.
+const SET_RECORD_BYTES: usize = 8 + 8 + 1 + 8 + 4 + 53 + 4 + 200;
+
+/// How fast the kernel takes sequential writes into its page cache (no
+/// fsync), in 256 KiB writes as the WAL thread does.
+fn page_cache_bandwidth(dir: &Path) -> f64 {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut f = std::fs::File::create(dir.join("bw")).unwrap();
+    let chunk = vec![0x5au8; 256 << 10];
+    let total = if quick() { 64 << 20 } else { 512 << 20 };
+    let t = Instant::now();
+    for _ in 0..total / chunk.len() {
+        f.write_all(&chunk).unwrap();
+    }
+    let rate = total as f64 / t.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(dir);
+    rate
 }
 
 /// The disk's own rate for "append a small record, fdatasync".
