@@ -1,12 +1,14 @@
 //! One key-value entry as a single heap block behind a thin pointer.
 //!
 //! A shard's table holds only these 8-byte pointers. Key, value, expiry and
-//! kind share one allocation, which keeps the per-entry overhead near 40
-//! bytes (one malloc header, a 16-byte block header, the table slot) instead
-//! of the ~100 bytes of a map from boxed keys to boxed values.
+//! kind share one allocation, which keeps the per-entry overhead under 40
+//! bytes for keys without a TTL (one malloc header, an 8-byte block header,
+//! the table slot) instead of the ~90 bytes of a map from boxed keys to
+//! boxed values. The expiry takes 8 more bytes only in blocks that have one.
 //!
 //! Block layout (native endian, 8-byte aligned):
-//! `expires_at: u64 | val_len: u32 | key_len: u16 | kind: u8 | pad: u8 | key | value`
+//! `val_len: u32 | key_len: u16 | kind: u8 | flags: u8 | [expires_at: u64] | key | value`
+//! where `expires_at` is present iff `flags & HAS_EXPIRY`.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Borrow;
@@ -14,10 +16,13 @@ use std::cell::Cell;
 use std::hash::{Hash, Hasher};
 use std::ptr::NonNull;
 
-const HEADER: usize = 16;
-const OFF_VAL_LEN: usize = 8;
-const OFF_KEY_LEN: usize = 12;
-const OFF_KIND: usize = 14;
+const HEADER: usize = 8;
+const OFF_VAL_LEN: usize = 0;
+const OFF_KEY_LEN: usize = 4;
+const OFF_KIND: usize = 6;
+const OFF_FLAGS: usize = 7;
+const HAS_EXPIRY: u8 = 1;
+const EXPIRY_LEN: usize = 8;
 
 /// How the value bytes are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,25 +106,31 @@ pub struct Entry {
 unsafe impl Send for Entry {}
 unsafe impl Sync for Entry {}
 
-fn layout(key_len: usize, val_len: usize) -> Layout {
-    Layout::from_size_align(HEADER + key_len + val_len, 8).expect("entry size fits in isize")
+fn layout(key_len: usize, val_len: usize, has_expiry: bool) -> Layout {
+    let size = HEADER + if has_expiry { EXPIRY_LEN } else { 0 } + key_len + val_len;
+    Layout::from_size_align(size, 8).expect("entry size fits in isize")
 }
 
 fn new_block(key: &[u8], kind: Kind, value: &[u8], expires_at: u64) -> NonNull<u8> {
     debug_assert!(key.len() <= u16::MAX as usize && value.len() <= u32::MAX as usize);
-    let lay = layout(key.len(), value.len());
+    let has_expiry = expires_at != 0;
+    let lay = layout(key.len(), value.len(), has_expiry);
     // SAFETY: the layout is non-zero sized (HEADER > 0); every byte is written below.
     unsafe {
         let p = alloc(lay);
         let Some(p) = NonNull::new(p) else { handle_alloc_error(lay) };
         let raw = p.as_ptr();
-        (raw as *mut u64).write(expires_at);
         (raw.add(OFF_VAL_LEN) as *mut u32).write(value.len() as u32);
         (raw.add(OFF_KEY_LEN) as *mut u16).write(key.len() as u16);
         raw.add(OFF_KIND).write(kind as u8);
-        raw.add(OFF_KIND + 1).write(0);
-        std::ptr::copy_nonoverlapping(key.as_ptr(), raw.add(HEADER), key.len());
-        std::ptr::copy_nonoverlapping(value.as_ptr(), raw.add(HEADER + key.len()), value.len());
+        raw.add(OFF_FLAGS).write(if has_expiry { HAS_EXPIRY } else { 0 });
+        let mut at = HEADER;
+        if has_expiry {
+            (raw.add(HEADER) as *mut u64).write(expires_at);
+            at += EXPIRY_LEN;
+        }
+        std::ptr::copy_nonoverlapping(key.as_ptr(), raw.add(at), key.len());
+        std::ptr::copy_nonoverlapping(value.as_ptr(), raw.add(at + key.len()), value.len());
         p
     }
 }
@@ -139,9 +150,24 @@ impl Entry {
     }
 
     #[inline]
+    fn has_expiry_slot(&self) -> bool {
+        // SAFETY: the block is live and starts with its header.
+        unsafe { self.raw().add(OFF_FLAGS).read() & HAS_EXPIRY != 0 }
+    }
+
+    /// Where the key starts: after the header and the expiry slot, if any.
+    #[inline]
+    fn key_offset(&self) -> usize {
+        HEADER + if self.has_expiry_slot() { EXPIRY_LEN } else { 0 }
+    }
+
+    #[inline]
     pub fn expires_at(&self) -> u64 {
-        // SAFETY: the block is live and starts with an aligned u64.
-        unsafe { (self.raw() as *const u64).read() }
+        if !self.has_expiry_slot() {
+            return 0;
+        }
+        // SAFETY: the slot exists and is 8-byte aligned.
+        unsafe { (self.raw().add(HEADER) as *const u64).read() }
     }
 
     #[inline]
@@ -166,12 +192,12 @@ impl Entry {
     #[inline]
     pub fn key(&self) -> &[u8] {
         // SAFETY: key_len bytes of key follow the header.
-        unsafe { std::slice::from_raw_parts(self.raw().add(HEADER), self.key_len()) }
+        unsafe { std::slice::from_raw_parts(self.raw().add(self.key_offset()), self.key_len()) }
     }
 
     #[inline]
     fn value_bytes(&self) -> &[u8] {
-        unsafe { std::slice::from_raw_parts(self.raw().add(HEADER + self.key_len()), self.val_len()) }
+        unsafe { std::slice::from_raw_parts(self.raw().add(self.key_offset() + self.key_len()), self.val_len()) }
     }
 
     #[inline]
@@ -190,30 +216,40 @@ impl Entry {
 
     /// Bytes of heap this entry holds (for memory accounting in tests).
     pub fn block_size(&self) -> usize {
-        HEADER + self.key_len() + self.val_len()
+        self.key_offset() + self.key_len() + self.val_len()
     }
 
     /// Caller must hold the shard's write lock.
     pub fn set_expires_at(&self, expires_at: u64) {
-        unsafe { (self.raw() as *mut u64).write(expires_at) }
+        if self.has_expiry_slot() {
+            // SAFETY: the slot exists; we hold exclusive access.
+            unsafe { (self.raw().add(HEADER) as *mut u64).write(expires_at) }
+        } else if expires_at != 0 {
+            // The old block is read while the new one is built, then freed.
+            let grown = new_block(self.key(), self.kind(), self.value_bytes(), expires_at);
+            self.swap_block(grown);
+        }
     }
 
-    /// Replaces the value. Reuses the block when the size is unchanged.
-    /// Caller must hold the shard's write lock.
+    /// Replaces the value. Reuses the block when the size is unchanged and
+    /// the expiry fits its layout. Caller must hold the shard's write lock.
     pub fn replace(&self, kind: Kind, value: &[u8], expires_at: u64) {
-        if self.val_len() == value.len() {
-            // SAFETY: same size; we hold exclusive access (write lock).
+        if self.val_len() == value.len() && (self.has_expiry_slot() || expires_at == 0) {
+            // SAFETY: same size and layout; we hold exclusive access.
             unsafe {
                 let raw = self.raw();
-                (raw as *mut u64).write(expires_at);
                 raw.add(OFF_KIND).write(kind as u8);
-                let dst = raw.add(HEADER + self.key_len());
+                let dst = raw.add(self.key_offset() + self.key_len());
                 std::ptr::copy_nonoverlapping(value.as_ptr(), dst, value.len());
             }
+            self.set_expires_at(expires_at);
             return;
         }
-        let old = self.block.replace(new_block(self.key(), kind, value, expires_at));
-        free_block(old);
+        self.swap_block(new_block(self.key(), kind, value, expires_at));
+    }
+
+    fn swap_block(&self, new: NonNull<u8>) {
+        free_block(self.block.replace(new));
     }
 
     pub fn replace_int(&self, value: i64, expires_at: u64) {
@@ -227,7 +263,8 @@ fn free_block(p: NonNull<u8>) {
         let raw = p.as_ptr();
         let val_len = (raw.add(OFF_VAL_LEN) as *const u32).read() as usize;
         let key_len = (raw.add(OFF_KEY_LEN) as *const u16).read() as usize;
-        dealloc(raw, layout(key_len, val_len));
+        let has_expiry = raw.add(OFF_FLAGS).read() & HAS_EXPIRY != 0;
+        dealloc(raw, layout(key_len, val_len, has_expiry));
     }
 }
 
@@ -275,6 +312,22 @@ mod tests {
         e.replace_int(-5, 0);
         assert_eq!(e.value(), Value::Int(-5));
         assert_eq!(e.key(), b"k");
+    }
+
+    #[test]
+    fn expiry_slot_comes_and_stays() {
+        let e = Entry::new_bytes(b"key", b"value", 0);
+        assert_eq!((e.expires_at(), e.block_size()), (0, 8 + 3 + 5));
+        e.set_expires_at(99); // grows the block
+        assert_eq!((e.expires_at(), e.key(), e.value()), (99, &b"key"[..], Value::Bytes(b"value")));
+        assert_eq!(e.block_size(), 16 + 3 + 5);
+        e.set_expires_at(0); // keeps the slot, clears it
+        assert_eq!(e.expires_at(), 0);
+        e.replace(Kind::Bytes, b"other", 7); // same size, slot present: in place
+        assert_eq!((e.expires_at(), e.value()), (7, Value::Bytes(b"other")));
+        let f = Entry::new_int(b"n", 5, 0);
+        f.replace(Kind::Bytes, b"12345678", 42); // same size but needs a slot: new block
+        assert_eq!((f.expires_at(), f.kind(), f.key()), (42, Kind::Bytes, &b"n"[..]));
     }
 
     #[test]
