@@ -150,7 +150,7 @@ func TestSetGet(t *testing.T) {
 	// The caller's buffers are free to reuse as soon as Set returns.
 	buf := b("original")
 	mustNil(t, db.Set(b("reuse"), buf, 0))
-	copy(buf, "XXXXXXXX")
+	copy(buf, "########")
 	if v, _ := db.Get(b("reuse")); string(v) != "original" {
 		t.Fatalf("Get after reusing the value buffer = %q", v)
 	}
