@@ -204,7 +204,9 @@ impl Shared {
         let mut q = self.queue();
         q.flushing = false;
         self.durable.notify_all();
-        result.map(|()| true)
+        // The caller that ran into the failure gets the same `Failed` (with
+        // the OS error) as every write after it.
+        result.map(|()| true).map_err(|_| self.failure())
     }
 
     /// Like `flush`, but waits for a flush in progress and then flushes.
