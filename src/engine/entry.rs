@@ -252,9 +252,6 @@ impl Entry {
         free_block(self.block.replace(new));
     }
 
-    pub fn replace_int(&self, value: i64, expires_at: u64) {
-        self.replace(Kind::Int, &value.to_ne_bytes(), expires_at)
-    }
 }
 
 fn free_block(p: NonNull<u8>) {
@@ -309,7 +306,7 @@ mod tests {
         assert_eq!(e.value(), Value::Bytes(b"world"));
         e.replace(Kind::Bytes, b"", 0); // new block
         assert_eq!(e.value(), Value::Bytes(b""));
-        e.replace_int(-5, 0);
+        e.replace(Kind::Int, &(-5i64).to_ne_bytes(), 0);
         assert_eq!(e.value(), Value::Int(-5));
         assert_eq!(e.key(), b"k");
     }

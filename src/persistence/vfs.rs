@@ -339,11 +339,6 @@ impl SimVfs {
         f.data[offset..offset + bytes.len()].copy_from_slice(bytes);
         f.durable = f.data.clone();
     }
-
-    pub fn file_len(&self, path: &Path) -> Option<usize> {
-        let s = self.lock();
-        s.names.get(path).map(|i| s.inodes[i].data.len())
-    }
 }
 
 impl Vfs for SimVfs {
