@@ -608,7 +608,9 @@ int dbkv_options_set_snapshot_interval_secs(struct dbkv_options *opts, uint64_t 
 
 /**
  * Takes a snapshot once `ops` WAL records were written since the last one
- * (default 4,000,000; 0 = never by count).
+ * and the WAL written since then is at least as large as that snapshot, so
+ * snapshot work stays proportional to WAL written (default 4,000,000;
+ * 0 = never by count).
  * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (opts is NULL).
  */
 int dbkv_options_set_snapshot_ops(struct dbkv_options *opts, uint64_t ops);

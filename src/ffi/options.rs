@@ -137,7 +137,9 @@ pub unsafe extern "C" fn dbkv_options_set_snapshot_interval_secs(opts: *mut dbkv
 }
 
 /// Takes a snapshot once `ops` WAL records were written since the last one
-/// (default 4,000,000; 0 = never by count).
+/// and the WAL written since then is at least as large as that snapshot, so
+/// snapshot work stays proportional to WAL written (default 4,000,000;
+/// 0 = never by count).
 /// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (opts is NULL).
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_options_set_snapshot_ops(opts: *mut dbkv_options, ops: u64) -> c_int {
