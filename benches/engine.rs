@@ -27,6 +27,9 @@ use std::process::Command;
 use std::ptr::{null, null_mut};
 use std::time::Instant;
 
+mod common;
+use common::{median, quick, Rng};
+
 use ::dbkv::ffi::{
     dbkv as DbHandle, dbkv_close, dbkv_get_into, dbkv_incr, dbkv_open, dbkv_options, dbkv_options_free, dbkv_options_new,
     dbkv_options_set_shards, dbkv_set, DBKV_OK,
@@ -36,9 +39,6 @@ const KEY_LEN: usize = 53;
 const VAL_LEN: usize = 200;
 const COUNTERS: usize = 1_000;
 
-fn quick() -> bool {
-    std::env::var_os("DBKV_BENCH_QUICK").is_some()
-}
 
 fn runs() -> usize {
     if quick() { 3 } else { 5 }
@@ -57,25 +57,7 @@ fn hot_ops() -> usize {
     if quick() { 500_000 } else { 4_000_000 }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
-/// xorshift64*: deterministic keys and orders without a crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// `n` distinct 53-byte keys in one flat buffer (key i at `i * 53`).
 struct Keys {

@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use dbkv::engine::{Options, SyncMode};
 use dbkv::Engine;
 
+mod common;
+use common::{median, quick, Rng};
+
 const RUNS: usize = 5;
 
-fn quick() -> bool {
-    std::env::var_os("DBKV_BENCH_QUICK").is_some()
-}
 
 fn scale(n: usize) -> usize {
     if quick() {
@@ -30,21 +30,7 @@ fn scale(n: usize) -> usize {
     }
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
-}
 
-/// xorshift64*: deterministic keys and orders without a crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 /// `n` distinct 53-byte keys.
 fn keys(n: usize) -> Vec<Vec<u8>> {

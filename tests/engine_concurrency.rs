@@ -13,6 +13,9 @@ use std::sync::Barrier;
 
 use dbkv::engine::{CasOutcome, Engine, LockOutcome, Options, OwnerOutcome};
 
+mod common;
+use common::Rng;
+
 const THREADS: usize = 8;
 
 fn scale(release: usize) -> usize {
@@ -37,25 +40,6 @@ impl Drop for Leaving<'_> {
     }
 }
 
-/// xorshift64, seeded per thread.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[test]
 fn concurrent_incr_decr_totals_are_exact() {

@@ -13,6 +13,9 @@ use std::sync::Arc;
 use dbkv::engine::{CasOutcome, Clock, Engine, LockOutcome, Options, OwnerOutcome, HARD_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 use dbkv::Error;
 
+mod common;
+use common::Rng;
+
 const T0: u64 = 1_700_000_000_000;
 
 /// An in-memory engine on a manual clock. The background sweeper is slowed
@@ -736,31 +739,6 @@ fn scan_returns_each_live_key_with_the_prefix_once() {
 // Randomized: long seeded sequences compared with the model.
 // ---------------------------------------------------------------------------
 
-/// xorshift64: deterministic, no crates.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-    fn pick<'a, T>(&mut self, s: &'a [T]) -> &'a T {
-        &s[self.below(s.len())]
-    }
-}
 
 const MAX_VALUE: usize = 24;
 const KEYS: &[&[u8]] = &[b"a", b"ab", b"abc", b"b", b"ba", b"c", b"cnt", b"lock", b"\x00", b"\xff\x01"];
