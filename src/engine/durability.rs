@@ -24,9 +24,10 @@ use super::entry::Value;
 use super::restore::Restore;
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
-use crate::persistence::record::{seal_all, Record};
+use crate::persistence::block;
+use crate::persistence::record::{seal_all, Record, RECORD_PREFIX};
 use crate::persistence::recovery::{self, RecoveryStats};
-use crate::persistence::snapshot::{self, encode_entry, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
+use crate::persistence::snapshot::{self, encode_entry, SnapshotCut, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
 use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
 use crate::persistence::wal::{encode_segment_header, segment_name};
 
@@ -38,6 +39,9 @@ const MAX_QUEUED_BYTES: usize = 32 << 20;
 /// Queued bytes past which the writer thread is woken to write early; small
 /// enough that the two batch buffers stay in a core's L2 cache.
 const WRITE_EARLY_BYTES: usize = 256 << 10;
+/// WAL buffers that grew past this (a large value went through) are given
+/// back after the flush.
+const KEEP_BUFFER_BYTES: usize = 8 << 20;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {
@@ -70,6 +74,9 @@ struct Queue {
     records: u64,
     records_since_snapshot: u64,
     bytes_since_snapshot: u64,
+    /// While a snapshot copies shards, a copy of every record appended, so
+    /// the snapshot can carry the records that bring all shards to one cut.
+    capture: Option<Vec<u8>>,
 }
 
 struct Shared {
@@ -78,7 +85,8 @@ struct Shared {
     space: Condvar,
     durable: Condvar,
     durable_lsn: AtomicU64,
-    failed: AtomicBool,
+    /// Shared with the engine's read paths: a failed handle serves nothing.
+    failed: Arc<AtomicBool>,
     failure: Mutex<Option<String>>,
     wal_bytes: AtomicU64,
     fsyncs: AtomicU64,
@@ -262,12 +270,15 @@ pub struct Durability {
 struct Segment {
     file: Box<dyn VfsFile>,
     size: u64,
+    first_lsn: u64,
 }
 
 /// What the flushing thread works with.
 struct Io {
     segment: Option<Segment>,
     batch: Vec<u8>,
+    /// The batch with block headers inserted, as written to the file.
+    framed: Vec<u8>,
     /// Bytes were written to the segment since its last fsync.
     unsynced: bool,
 }
@@ -283,7 +294,7 @@ fn create_segment(sh: &Shared, first_lsn: u64) -> Result<Segment> {
     let mut segs = relock(&sh.segments);
     segs.retain(|&s| s != first_lsn);
     segs.push(first_lsn);
-    Ok(Segment { file, size: header.len() as u64 })
+    Ok(Segment { file, size: header.len() as u64, first_lsn })
 }
 
 impl Durability {
@@ -296,7 +307,7 @@ impl Durability {
             .map_err(|e| Error::io(&format!("lock {}", dir.join("LOCK").display()), &e))?
             .ok_or_else(|| Error::Busy(format!("data directory {} is already open (its LOCK is held by this or another process)", dir.display())))?;
 
-        let mut restore = Restore::new(inner, inner.now());
+        let mut restore = Restore::new(inner);
         let recovered = recovery::recover(&*vfs, &dir, opts.recovery_mode, &mut restore)?;
         super::restore::shrink_tables(inner);
         inner.last_token.store(recovered.max_token, Ordering::Relaxed);
@@ -312,12 +323,13 @@ impl Durability {
                 records: 0,
                 records_since_snapshot: recovered.stats.wal_records,
                 bytes_since_snapshot: 0,
+                capture: None,
             }),
             wake_writer: Condvar::new(),
             space: Condvar::new(),
             durable: Condvar::new(),
             durable_lsn: AtomicU64::new(recovered.next_lsn - 1),
-            failed: AtomicBool::new(false),
+            failed: inner.failed.clone(),
             failure: Mutex::new(None),
             wal_bytes: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
@@ -326,7 +338,7 @@ impl Durability {
             segments: Mutex::new(recovered.segments.clone()),
             group_peak: AtomicU64::new(1),
             fsync_ns: AtomicU64::new(0),
-            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), unsynced: false }),
+            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), unsynced: false }),
             vfs,
             dir: dir.clone(),
             sync_mode: opts.sync_mode,
@@ -361,9 +373,11 @@ impl Durability {
             recovery: recovered.stats,
             _dir_lock: lock,
         };
-        if recovered.wal_behind_snapshot {
-            // A cut WAL tail ends below the snapshot; a fresh snapshot covers
-            // the gap before any write can land after it.
+        if recovered.repaired {
+            // The log now differs from what the files say (a cut, a skip, a
+            // gap): a snapshot of the recovered state, taken before any
+            // write, makes every later open start after the damage, in any
+            // recovery mode.
             durability.snapshot_now()?;
         }
         Ok(durability)
@@ -377,34 +391,61 @@ impl Durability {
     }
 
     /// Queues a record; called with the record's shard lock(s) held.
+    #[inline]
     pub fn append(&self, rec: &Record<'_>) -> Result<u64> {
-        let sh = &*self.shared;
-        let mut q = sh.queue();
-        while q.buf.len() >= MAX_QUEUED_BYTES {
-            if sh.is_failed() {
-                return Err(sh.failure());
-            }
-            q.space_waiters += 1;
-            q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
-            q.space_waiters -= 1;
-        }
+        append(&self.shared, rec)
+    }
+
+    /// A handle that queues records, for the expiry sweeper.
+    pub fn appender(&self) -> Appender {
+        Appender(self.shared.clone())
+    }
+}
+
+/// Assigns the next LSN and encodes the record into the queue; called
+/// with the record's shard lock(s) held, so queue order is apply order.
+fn append(sh: &Shared, rec: &Record<'_>) -> Result<u64> {
+    let mut q = sh.queue();
+    while q.buf.len() >= MAX_QUEUED_BYTES {
         if sh.is_failed() {
             return Err(sh.failure());
         }
-        let lsn = q.next_lsn;
-        q.next_lsn += 1;
-        let before = q.buf.len();
-        rec.encode_unsealed(lsn, &mut q.buf);
-        q.records += 1;
-        q.records_since_snapshot += 1;
-        q.bytes_since_snapshot += (q.buf.len() - before) as u64;
-        if q.writer_sleeping && q.buf.len() >= WRITE_EARLY_BYTES {
-            q.writer_sleeping = false;
-            sh.wake_writer.notify_one();
-        }
-        Ok(lsn)
+        q.space_waiters += 1;
+        q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
+        q.space_waiters -= 1;
     }
+    if sh.is_failed() {
+        return Err(sh.failure());
+    }
+    let lsn = q.next_lsn;
+    q.next_lsn += 1;
+    let before = q.buf.len();
+    rec.encode_unsealed(lsn, &mut q.buf);
+    if q.capture.is_some() {
+        let Queue { buf, capture, .. } = &mut *q;
+        capture.as_mut().expect("capturing").extend_from_slice(&buf[before..]);
+    }
+    q.records += 1;
+    q.records_since_snapshot += 1;
+    q.bytes_since_snapshot += (q.buf.len() - before) as u64;
+    if q.writer_sleeping && q.buf.len() >= WRITE_EARLY_BYTES {
+        q.writer_sleeping = false;
+        sh.wake_writer.notify_one();
+    }
+    Ok(lsn)
+}
 
+/// Queues records from outside the engine's write paths (the expiry sweep).
+pub struct Appender(Arc<Shared>);
+
+impl Appender {
+    /// Queues a record; called with the record's shard lock(s) held.
+    pub fn append(&self, rec: &Record<'_>) -> Result<u64> {
+        append(&self.0, rec)
+    }
+}
+
+impl Durability {
     /// Waits for durability when the mode (or `force`) asks for it.
     pub fn commit(&self, lsn: u64, force: bool) -> Result<()> {
         if force || self.shared.sync_mode == SyncMode::Always {
@@ -459,6 +500,14 @@ impl Durability {
     /// Stops the snapshot thread, drains and fsyncs the WAL, stops the
     /// writer thread; the directory lock is released when `self` drops.
     pub fn close(mut self) -> Result<()> {
+        self.stop_threads();
+        if self.shared.is_failed() {
+            return Err(self.shared.failure());
+        }
+        Ok(())
+    }
+
+    fn stop_threads(&mut self) {
         {
             let mut st = relock(&self.snap.state);
             st.stop = true;
@@ -475,10 +524,15 @@ impl Durability {
         if let Some(t) = self.writer.take() {
             let _ = t.join();
         }
-        if self.shared.is_failed() {
-            return Err(self.shared.failure());
-        }
-        Ok(())
+    }
+}
+
+/// A handle dropped without `close` (an open that failed after starting
+/// its threads, or a panic) still stops its threads and releases the
+/// recovered data and the directory lock.
+impl Drop for Durability {
+    fn drop(&mut self) {
+        self.stop_threads();
     }
 }
 
@@ -522,11 +576,18 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
     let seg = io.segment.as_mut().expect("a segment is open");
     if !io.batch.is_empty() {
         seal_all(&mut io.batch);
-        seg.file.write_all(&io.batch).map_err(|e| Error::io("write WAL segment", &e))?;
-        seg.size += io.batch.len() as u64;
-        sh.wal_bytes.fetch_add(io.batch.len() as u64, Ordering::Relaxed);
+        block::frame(&mut io.framed, &io.batch, seg.size, seg.first_lsn);
+        seg.file.write_all(&io.framed).map_err(|e| Error::io("write WAL segment", &e))?;
+        seg.size += io.framed.len() as u64;
+        sh.wal_bytes.fetch_add(io.framed.len() as u64, Ordering::Relaxed);
         io.batch.clear();
         io.unsynced = true;
+        // One huge record must not pin its size in memory until close.
+        for buf in [&mut io.batch, &mut io.framed] {
+            if buf.capacity() > KEEP_BUFFER_BYTES {
+                *buf = Vec::with_capacity(WRITE_EARLY_BYTES * 2);
+            }
+        }
     }
     let rotate = seg.size >= sh.segment_bytes;
     if io.unsynced && (sync || rotate) {
@@ -611,18 +672,17 @@ fn snapshot_due(sh: &Shared, ctl: &SnapshotControl, policy: SnapshotPolicy, last
 
 fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize) -> Result<()> {
     let started = Instant::now();
-    {
-        let mut q = sh.queue();
-        q.records_since_snapshot = 0;
-        q.bytes_since_snapshot = 0;
-    }
+    let counted = {
+        let q = sh.queue();
+        (q.records_since_snapshot, q.bytes_since_snapshot)
+    };
     // Only this thread writes snapshots in this directory (it holds the
     // LOCK), and recovery removes a leftover temp file, so one name will do.
     let tmp = sh.path(crate::persistence::recovery::SNAPSHOT_TMP);
-    let result = write_snapshot(sh, inner, &tmp);
-    let (name, size) = match result {
+    let (name, size) = match write_snapshot(sh, inner, &tmp) {
         Ok(v) => v,
         Err(e) => {
+            sh.queue().capture = None;
             let _ = sh.vfs.remove(&tmp);
             return Err(e);
         }
@@ -630,54 +690,61 @@ fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize)
     let final_path = sh.path(&name);
     sh.vfs.rename(&tmp, &final_path).map_err(|e| Error::io(&format!("rename snapshot to {}", final_path.display()), &e))?;
     sh.sync_dir()?;
+    {
+        // Only a snapshot that landed restarts the ops trigger.
+        let mut q = sh.queue();
+        q.records_since_snapshot = q.records_since_snapshot.saturating_sub(counted.0);
+        q.bytes_since_snapshot = q.bytes_since_snapshot.saturating_sub(counted.1);
+    }
     sh.snapshots_taken.fetch_add(1, Ordering::Relaxed);
     sh.last_snapshot_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     relock(&ctl.state).last_size = size;
     remove_obsolete(sh, keep)
 }
 
-/// One shard's copy: the LSN it is complete up to, its entry count, the
-/// newest fencing token at copy time, and the encoded entries.
+/// One shard's copy: the LSN it is complete up to, its entry count and
+/// the encoded entries.
 struct ShardCopy {
     covered: u64,
     count: u64,
-    token_hwm: u64,
     encoded: Vec<u8>,
 }
 
 /// Copies one shard under its read lock. With the lock held no record for
 /// the shard is in flight, so every record for it up to the last LSN handed
-/// out is applied: that LSN is what the copy covers.
-fn copy_shard(sh: &Shared, inner: &Inner, shard: usize, now: u64, mut encoded: Vec<u8>) -> ShardCopy {
+/// out is applied: that LSN is what the copy covers. Every entry is copied,
+/// expired ones too: they are in the table until a logged removal, and
+/// replaying the log keeps them as well.
+fn copy_shard(sh: &Shared, inner: &Inner, shard: usize, mut encoded: Vec<u8>) -> ShardCopy {
     encoded.clear();
     let s = inner.shards[shard].read();
     let covered = sh.last_lsn();
-    let token_hwm = inner.last_token.load(Ordering::Relaxed);
     let mut count = 0u64;
-    for e in s.iter_live(now) {
+    for e in s.iter() {
         match e.value() {
             Value::Bytes(b) => encode_entry(&mut encoded, KIND_BYTES, e.expires_at(), e.key(), b),
             Value::Int(n) => encode_entry(&mut encoded, KIND_INT, e.expires_at(), e.key(), &n.to_le_bytes()),
         }
         count += 1;
     }
-    ShardCopy { covered, count, token_hwm, encoded }
+    ShardCopy { covered, count, encoded }
 }
 
 /// Copies the shards one by one while a second thread hashes and writes
-/// the previous copies, then makes the WAL durable up to the newest copy
-/// so the snapshot never holds a write the WAL could lose.
+/// the previous copies. Records appended meanwhile are captured; once the
+/// last shard is copied, the capture ends at the cut, and the records
+/// after the smallest covered LSN go into the file as its tail, so the file
+/// is the state after exactly one LSN. The WAL is made durable up to the
+/// cut before the file is sealed, so a snapshot never holds a write the WAL
+/// could lose.
 fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64)> {
-    let now = inner.now();
-    let first = copy_shard(sh, inner, 0, now, Vec::new());
-    // The token read under the first shard's lock bounds every token whose
-    // record is not replayed (all later grants get larger LSNs).
-    let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed, created_ms: now, token_hwm: first.token_hwm };
+    let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed, created_ms: inner.now() };
     let mut writer = SnapshotWriter::create(&*sh.vfs, tmp, &meta)?;
-    let (mut min_lsn, mut max_lsn) = (first.covered, first.covered);
+    sh.queue().capture = Some(Vec::new());
+    let mut min_lsn = u64::MAX;
     let (to_writer, copies) = std::sync::mpsc::sync_channel::<ShardCopy>(2);
     let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
-    let writer = std::thread::scope(|scope| {
+    let mut writer = std::thread::scope(|scope| {
         let io = scope.spawn(move || -> Result<SnapshotWriter> {
             lower_priority();
             for copy in copies {
@@ -686,24 +753,46 @@ fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64
             }
             Ok(writer)
         });
-        let mut next = Some(first);
-        for shard in 1..=inner.shards.len() {
-            if to_writer.send(next.take().expect("a copy is ready")).is_err() {
+        for shard in 0..inner.shards.len() {
+            let copy = copy_shard(sh, inner, shard, spare.try_recv().unwrap_or_default());
+            min_lsn = min_lsn.min(copy.covered);
+            if to_writer.send(copy).is_err() {
                 break; // the writer failed; its error is returned below
-            }
-            if shard < inner.shards.len() {
-                let copy = copy_shard(sh, inner, shard, now, spare.try_recv().unwrap_or_default());
-                min_lsn = min_lsn.min(copy.covered);
-                max_lsn = max_lsn.max(copy.covered);
-                next = Some(copy);
             }
         }
         drop(to_writer);
         io.join().unwrap_or_else(|_| Err(Error::Internal("snapshot writer thread panicked".into())))
     })?;
-    sh.wait_durable(max_lsn)?;
+    let (cut_lsn, captured) = {
+        let mut q = sh.queue();
+        (q.next_lsn - 1, q.capture.take().unwrap_or_default())
+    };
+    // Every token granted by a record at or below the cut was taken before
+    // that record was appended, so before this read.
+    let cut = SnapshotCut { cut_lsn, token_hwm: inner.last_token.load(Ordering::SeqCst) };
+    let (count, tail) = tail_after(captured, min_lsn);
+    writer.tail(cut, count, &tail)?;
+    sh.wait_durable(cut_lsn)?;
     let size = writer.finish()?;
-    Ok((snapshot::snapshot_name(min_lsn), size))
+    Ok((snapshot::snapshot_name(cut_lsn), size))
+}
+
+/// The captured records with LSNs above `min_lsn`, sealed, and their count.
+fn tail_after(mut captured: Vec<u8>, min_lsn: u64) -> (u64, Vec<u8>) {
+    let (mut at, mut start, mut count) = (0, None, 0);
+    while at < captured.len() {
+        let len = u32::from_le_bytes(captured[at..at + 4].try_into().unwrap()) as usize;
+        let lsn = u64::from_le_bytes(captured[at + RECORD_PREFIX..at + RECORD_PREFIX + 8].try_into().unwrap());
+        if lsn > min_lsn {
+            start.get_or_insert(at);
+            count += 1;
+        }
+        at += RECORD_PREFIX + len;
+    }
+    let start = start.unwrap_or(captured.len());
+    captured.drain(..start);
+    seal_all(&mut captured);
+    (count, captured)
 }
 
 /// Keeps the newest `keep` snapshots, and the WAL segments that the two

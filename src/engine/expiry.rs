@@ -3,12 +3,19 @@
 //! cycle, done per shard). Each step holds one shard's write lock for one
 //! pass over that shard, and a cycle stops early once its time budget is
 //! spent, so writers are never blocked for long.
+//!
+//! Reclaiming is logged (as Redis propagates a DEL for every key it
+//! expires), so that recovery, which never consults the clock, rebuilds
+//! exactly the table the engine had: without the log, a clock stepped back
+//! would bring a reclaimed key back after a restart but not before it.
 
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::durability::Appender;
 use super::Inner;
+use crate::persistence::record::Record;
 
 const CYCLE_BUDGET: Duration = Duration::from_millis(5);
 
@@ -18,12 +25,12 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    pub fn start(engine: Weak<Inner>, interval_ms: u64) -> Sweeper {
+    pub fn start(engine: Weak<Inner>, interval_ms: u64, log: Option<Appender>) -> Sweeper {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let stop2 = stop.clone();
         let thread = std::thread::Builder::new()
             .name("dbkv-expiry".into())
-            .spawn(move || run(engine, stop2, Duration::from_millis(interval_ms.max(1))))
+            .spawn(move || run(engine, stop2, Duration::from_millis(interval_ms.max(1)), log))
             .expect("spawn expiry thread");
         Sweeper { stop, thread }
     }
@@ -35,7 +42,7 @@ impl Sweeper {
     }
 }
 
-fn run(engine: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval: Duration) {
+fn run(engine: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval: Duration, log: Option<Appender>) {
     let mut next_shard = 0usize;
     loop {
         {
@@ -50,21 +57,20 @@ fn run(engine: Weak<Inner>, stop: Arc<(Mutex<bool>, Condvar)>, interval: Duratio
             }
         }
         let Some(inner) = engine.upgrade() else { return };
-        next_shard = sweep_cycle(&inner, next_shard);
+        next_shard = sweep_cycle(&inner, next_shard, log.as_ref());
     }
 }
 
 /// Sweeps shards round-robin from `start` until the budget is spent or all
 /// shards were visited; returns where the next cycle starts.
-fn sweep_cycle(inner: &Inner, start: usize) -> usize {
+fn sweep_cycle(inner: &Inner, start: usize, log: Option<&Appender>) -> usize {
     let began = Instant::now();
     let n = inner.shards.len();
     for step in 0..n {
         let i = (start + step) % n;
         let shard = &inner.shards[i];
         if shard.read().has_ttl_entries() {
-            let now = inner.now();
-            shard.write().sweep_expired(now);
+            sweep_shard(inner, i, log);
         }
         if began.elapsed() > CYCLE_BUDGET {
             return (i + 1) % n;
@@ -74,7 +80,30 @@ fn sweep_cycle(inner: &Inner, start: usize) -> usize {
 }
 
 /// Sweeps every shard now.
-pub fn sweep_all(inner: &Inner) -> usize {
-    let now = inner.now();
-    inner.shards.iter().map(|s| s.write().sweep_expired(now)).sum()
+pub fn sweep_all(inner: &Inner, log: Option<&Appender>) -> usize {
+    (0..inner.shards.len()).map(|i| sweep_shard(inner, i, log)).sum()
+}
+
+/// Keys per removal record: bounded well below the record size limit.
+const KEYS_PER_RECORD: usize = 1024;
+
+/// Removes one shard's expired entries, logging them first (under the
+/// shard lock, like every mutation). A failed log keeps the entries.
+fn sweep_shard(inner: &Inner, shard: usize, log: Option<&Appender>) -> usize {
+    let mut s = inner.shards[shard].write();
+    let keys = s.expired_keys(inner.now());
+    let mut removed = 0;
+    for chunk in keys.chunks(KEYS_PER_RECORD) {
+        if let Some(log) = log {
+            let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+            if log.append(&Record::MDel { keys: &refs }).is_err() {
+                break;
+            }
+        }
+        for k in chunk {
+            s.remove_any(k);
+        }
+        removed += chunk.len();
+    }
+    removed
 }

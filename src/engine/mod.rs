@@ -12,7 +12,7 @@ mod restore;
 mod scan;
 mod shard;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
 pub use clock::Clock;
@@ -61,6 +61,10 @@ pub(crate) struct Inner {
     max_value_bytes: u64,
     /// The last fencing token handed out.
     last_token: AtomicU64,
+    /// Set when a WAL write or fsync fails: from then on the table may hold
+    /// writes that never became durable (some of them returned an error),
+    /// so the handle serves no reads either.
+    failed: Arc<AtomicBool>,
 }
 
 /// An open engine. All methods are safe to call from many threads at once.
@@ -79,6 +83,7 @@ impl Inner {
             clock: opts.clock.clone(),
             max_value_bytes: opts.max_value_bytes,
             last_token: AtomicU64::new(0),
+            failed: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -117,7 +122,8 @@ impl Engine {
             Some(_) => Some(Durability::open(&opts, &inner)?),
             None => None,
         };
-        let sweeper = expiry::Sweeper::start(Arc::downgrade(&inner), opts.expiry_sweep_interval_ms);
+        let log = durability.as_ref().map(|d| d.appender());
+        let sweeper = expiry::Sweeper::start(Arc::downgrade(&inner), opts.expiry_sweep_interval_ms, log);
         Ok(Engine { inner, sweeper: Some(sweeper), durability })
     }
 
@@ -177,6 +183,16 @@ impl Engine {
         }
     }
 
+    /// Reads fail on a failed handle too: memory may hold writes whose
+    /// fsync failed and whose calls returned an error.
+    #[inline]
+    fn check_readable(&self) -> Result<()> {
+        if self.inner.failed.load(Ordering::Relaxed) {
+            return self.check_writable();
+        }
+        Ok(())
+    }
+
     /// Logs a mutation; must be called with the mutated shard(s) locked.
     #[inline]
     fn log(&self, rec: &Record<'_>) -> Result<u64> {
@@ -218,6 +234,7 @@ impl Engine {
     #[inline]
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         check_key(key)?;
+        self.check_readable()?;
         let s = self.read_shard(key);
         Ok(s.live(key, || self.inner.now()).map(|e| e.value().with_bytes(f)))
     }
@@ -228,6 +245,7 @@ impl Engine {
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
+        self.check_readable()?;
         Ok(self.read_shard(key).live(key, || self.inner.now()).is_some())
     }
 
@@ -341,6 +359,7 @@ impl Engine {
     /// Milliseconds left: `Some(-1)` for no expiry, `None` if absent.
     pub fn ttl(&self, key: &[u8]) -> Result<Option<i64>> {
         check_key(key)?;
+        self.check_readable()?;
         let s = self.read_shard(key);
         let now = self.inner.now();
         Ok(s.live(key, || now).map(|e| match e.expires_at() {
@@ -392,6 +411,7 @@ impl Engine {
         for k in keys {
             check_key(k)?;
         }
+        self.check_readable()?;
         let idx = self.shard_set(keys);
         let guards: Vec<(usize, RwLockReadGuard<'_, ShardData>)> =
             idx.iter().map(|&i| (i, self.inner.shards[i].read())).collect();
@@ -516,9 +536,22 @@ impl Engine {
         self.inner.shards.iter().map(|s| s.read().count_live(now) as u64).sum()
     }
 
-    /// Reclaims expired keys in every shard now; returns how many.
+    /// Reclaims expired keys in every shard now (logging the removals);
+    /// returns how many.
     pub fn sweep_expired(&self) -> usize {
-        expiry::sweep_all(&self.inner)
+        let log = self.durability.as_ref().map(|d| d.appender());
+        expiry::sweep_all(&self.inner, log.as_ref())
+    }
+
+    /// `Error::Failed` once the handle failed, else Ok.
+    pub fn check_usable(&self) -> Result<()> {
+        self.check_readable()
+    }
+
+    /// True once a WAL write or fsync failed: every call but `stats` and
+    /// `close` then returns `Error::Failed`.
+    pub fn is_failed(&self) -> bool {
+        self.inner.failed.load(Ordering::Acquire)
     }
 
     /// Returns once every write made before the call is durable.

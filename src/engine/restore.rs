@@ -1,6 +1,11 @@
 //! Applies recovered state to a fresh engine: snapshot entries, then WAL
 //! records, each record only for keys whose snapshot shard does not
 //! already cover its LSN (records carry results, so this is exact).
+//!
+//! Nothing here looks at the clock. The engine's table holds expired
+//! entries until a logged removal (the expiry sweep logs what it
+//! reclaims), so replay keeps them too: a record that extends a TTL finds
+//! the entry it extends, whatever the time is now.
 
 use super::entry::Value;
 use super::hash::shard_of;
@@ -11,42 +16,27 @@ use crate::persistence::snapshot::{SnapEntry, SnapshotMeta, KIND_INT};
 
 pub struct Restore<'a> {
     pub inner: &'a Inner,
-    pub now_ms: u64,
     workers: usize,
     /// The snapshot's sharding and per-shard covered LSNs.
     covered: Option<(u64, u32, Vec<u64>)>,
 }
 
 impl<'a> Restore<'a> {
-    pub fn new(inner: &'a Inner, now_ms: u64) -> Restore<'a> {
+    pub fn new(inner: &'a Inner) -> Restore<'a> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-        Restore { inner, now_ms, workers, covered: None }
-    }
-
-    fn expired(&self, expires_at: u64) -> bool {
-        expires_at != 0 && expires_at <= self.now_ms
+        Restore { inner, workers, covered: None }
     }
 
     fn put(&self, key: &[u8], value: Value<'_>, expires_at: u64) {
-        let mut s = self.inner.shard(key).write();
-        if self.expired(expires_at) {
-            s.remove(key, || 0);
-        } else {
-            s.load(key, value, expires_at);
-        }
+        self.inner.shard(key).write().load(key, value, expires_at);
     }
 
     fn remove(&self, key: &[u8]) {
-        self.inner.shard(key).write().remove(key, || 0);
+        self.inner.shard(key).write().remove_any(key);
     }
 
     fn expire(&self, key: &[u8], expires_at: u64) {
-        let mut s = self.inner.shard(key).write();
-        if self.expired(expires_at) {
-            s.remove(key, || 0);
-        } else {
-            s.set_expiry(key, expires_at);
-        }
+        self.inner.shard(key).write().set_expiry(key, expires_at);
     }
 
     /// True if the snapshot already holds the effect of `lsn` on `key`.
@@ -65,9 +55,7 @@ impl Restore<'_> {
         } else {
             Value::Bytes(e.value)
         };
-        if !self.expired(e.expires_at) {
-            self.put(e.key, value, e.expires_at);
-        }
+        self.put(e.key, value, e.expires_at);
     }
 
     /// Applies the parts of `rec` whose keys `mine` accepts.

@@ -19,8 +19,14 @@ impl ScanIter {
         ScanIter { inner, prefix, next_shard: 0, batch: Vec::new().into_iter() }
     }
 
+    /// The handle failed during the scan: the scan ended early and its
+    /// result is incomplete.
+    pub fn failed(&self) -> bool {
+        self.inner.failed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn load_next_shard(&mut self) -> bool {
-        while self.next_shard < self.inner.shards.len() {
+        while self.next_shard < self.inner.shards.len() && !self.failed() {
             let shard = &self.inner.shards[self.next_shard];
             self.next_shard += 1;
             let now = self.inner.now();

@@ -93,12 +93,22 @@ impl ShardData {
         }
     }
 
-    /// Removes the entry; true if it was live.
+    /// Removes the entry if it is live; true if it was. An expired entry
+    /// stays until the expiry sweep removes it, because every removal must
+    /// be logged for recovery to rebuild this table exactly.
     pub fn remove(&mut self, key: &[u8], now: impl FnOnce() -> u64) -> bool {
+        if self.live(key, now).is_none() {
+            return false;
+        }
+        self.remove_any(key)
+    }
+
+    /// Removes the entry, live or expired; true if there was one.
+    pub fn remove_any(&mut self, key: &[u8]) -> bool {
         match self.map.take(key) {
             Some(e) => {
                 self.adjust_ttl_count(e.expires_at() != 0, false);
-                e.is_live(now)
+                true
             }
             None => false,
         }
@@ -121,21 +131,13 @@ impl ShardData {
         }
     }
 
-    /// Drops every expired entry; returns how many.
-    pub fn sweep_expired(&mut self, now_ms: u64) -> usize {
+    /// Keys of expired entries (the sweep logs them, then removes them
+    /// with `remove_any`).
+    pub fn expired_keys(&self, now_ms: u64) -> Vec<Vec<u8>> {
         if self.ttl_count == 0 {
-            return 0;
+            return Vec::new();
         }
-        let before = self.map.len();
-        let mut ttl_left = 0;
-        self.map.retain(|e| {
-            let exp = e.expires_at();
-            let keep = exp == 0 || exp > now_ms;
-            ttl_left += (keep && exp != 0) as usize;
-            keep
-        });
-        self.ttl_count = ttl_left;
-        before - self.map.len()
+        self.map.iter().filter(|e| !e.is_live(|| now_ms)).map(|e| e.key().to_vec()).collect()
     }
 
     pub fn has_ttl_entries(&self) -> bool {
@@ -148,6 +150,11 @@ impl ShardData {
             return self.map.len();
         }
         self.map.iter().filter(|e| e.is_live(|| now_ms)).count()
+    }
+
+    /// Every entry, expired ones included.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry> {
+        self.map.iter()
     }
 
     /// Every live entry.

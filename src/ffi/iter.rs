@@ -19,12 +19,14 @@ pub struct dbkv_iter {
 ///
 /// @param prefix, plen  the prefix; plen 0 (prefix may be NULL) scans every key.
 /// @param[out] out  receives the iterator; free it with `dbkv_iter_free`.
-/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_INTERNAL`. Thread-safe.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_FAILED`,
+///   `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_scan(db: *const dbkv, prefix: *const u8, plen: usize, out_iter: *mut *mut dbkv_iter) -> c_int {
     guard(|| {
         let db = in_ref(db, "db")?;
         let prefix = bytes(prefix, plen, "prefix")?;
+        db.engine.check_usable()?;
         let slot = out(out_iter, "out")?;
         *slot = Box::into_raw(Box::new(dbkv_iter { it: db.engine.scan(prefix), current: None }));
         Ok(DBKV_OK)
@@ -37,7 +39,8 @@ pub unsafe extern "C" fn dbkv_scan(db: *const dbkv, prefix: *const u8, plen: usi
 /// @param[out] key, klen  the key (required).
 /// @param[out] val, vlen  the value (both may be NULL if not wanted).
 /// @return `DBKV_OK`, `DBKV_NOT_FOUND` (the scan is over),
-///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_INTERNAL`.
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_FAILED` (the handle failed
+///   during the scan, which is incomplete), `DBKV_ERR_INTERNAL`.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_iter_next(
     it: *mut dbkv_iter,
@@ -53,6 +56,9 @@ pub unsafe extern "C" fn dbkv_iter_next(
             return Err(Error::InvalidArgument("val and vlen must both be NULL or both be set".into()));
         }
         it.current = it.it.next();
+        if it.current.is_none() && it.it.failed() {
+            return Err(Error::Failed("a WAL write or fsync failed during the scan; reopen the directory to recover".into()));
+        }
         let Some((k, v)) = &it.current else { return Ok(DBKV_NOT_FOUND) };
         (*key, *klen) = (k.as_ptr(), k.len());
         if !val.is_null() {

@@ -1,6 +1,7 @@
 //! On-disk formats and files: WAL segments, snapshots, recovery. Knows
 //! nothing of the engine; the engine feeds it records and shard copies.
 
+pub mod block;
 pub mod record;
 pub mod recovery;
 pub mod snapshot;

@@ -209,6 +209,20 @@ impl<'a> Cursor<'a> {
         let n = self.u32()? as usize;
         self.take(n)
     }
+    /// A key: 1 to 65,535 bytes, as the engine accepts (a record that
+    /// claims otherwise is damage, never an entry).
+    fn key(&mut self) -> Result<&'a [u8]> {
+        let k = self.bytes()?;
+        if !is_valid_key(k) {
+            return Err(Error::Corruption(format!("record key of {} bytes (keys are 1 to 65535)", k.len())));
+        }
+        Ok(k)
+    }
+}
+
+/// Keys are 1 to 65,535 bytes in records and snapshots alike.
+pub fn is_valid_key(k: &[u8]) -> bool {
+    (1..=u16::MAX as usize).contains(&k.len())
 }
 
 /// Decodes a record body (after the length and CRC were checked).
@@ -218,19 +232,19 @@ pub fn decode_view(body: &[u8]) -> Result<(u64, RecordView<'_>)> {
     let rec = match c.u8()? {
         TYPE_SET => {
             let expires_at = c.u64()?;
-            RecordView::Set { expires_at, key: c.bytes()?, value: c.bytes()? }
+            RecordView::Set { expires_at, key: c.key()?, value: c.bytes()? }
         }
         TYPE_SET_INT => {
             let expires_at = c.u64()?;
-            RecordView::SetInt { expires_at, key: c.bytes()?, value: c.u64()? as i64 }
+            RecordView::SetInt { expires_at, key: c.key()?, value: c.u64()? as i64 }
         }
-        TYPE_DELETE => RecordView::Delete { key: c.bytes()? },
+        TYPE_DELETE => RecordView::Delete { key: c.key()? },
         TYPE_MSET => {
             let expires_at = c.u64()?;
             let n = c.u32()? as usize;
             let mut pairs = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
-                pairs.push((c.bytes()?, c.bytes()?));
+                pairs.push((c.key()?, c.bytes()?));
             }
             RecordView::MSet { pairs, expires_at }
         }
@@ -238,18 +252,18 @@ pub fn decode_view(body: &[u8]) -> Result<(u64, RecordView<'_>)> {
             let n = c.u32()? as usize;
             let mut keys = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
-                keys.push(c.bytes()?);
+                keys.push(c.key()?);
             }
             RecordView::MDel { keys }
         }
         TYPE_EXPIRE => {
             let expires_at = c.u64()?;
-            RecordView::Expire { expires_at, key: c.bytes()? }
+            RecordView::Expire { expires_at, key: c.key()? }
         }
         TYPE_LOCK => {
             let expires_at = c.u64()?;
             let token = c.u64()?;
-            RecordView::Lock { expires_at, token, key: c.bytes()?, owner: c.bytes()? }
+            RecordView::Lock { expires_at, token, key: c.key()?, owner: c.bytes()? }
         }
         t => return Err(Error::Corruption(format!("unknown record type {t}"))),
     };

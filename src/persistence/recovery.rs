@@ -1,13 +1,21 @@
-//! Recovery: pick the newest snapshot that verifies, feed it to the engine,
-//! replay the WAL after it, and repair the WAL's tail as the recovery mode
-//! says. All reading and checking happens before any file is modified, so
-//! a refused recovery (`Absolute`) leaves the directory as it was.
+//! Recovery: load the newest snapshot that verifies (a consistent cut at
+//! LSN `cut`), replay the WAL records after `cut`, and repair damage as the
+//! recovery mode says. All reading and checking happens before any file is
+//! modified, so a refused recovery (`Absolute`) leaves the directory as it
+//! was.
+//!
+//! The recovered state is always the state after some prefix of the log:
+//! the snapshot is one, and replay appends whole records in LSN order,
+//! stopping (`PointInTime`) or skipping (`SkipCorrupted`) only at damage
+//! that loses a record the snapshot does not hold. Damage to records at or
+//! below `cut` loses nothing and is passed over in every mode.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use super::block;
 use super::record::RecordView;
-use super::snapshot::{self, parse_snapshot_name, SnapEntry, SnapshotMeta};
+use super::snapshot::{self, parse_snapshot_name, LoadedSnapshot, SnapEntry, SnapshotMeta};
 use super::vfs::Vfs;
 use super::wal::{self, parse_segment_name, ScanView, SEGMENT_HEADER_LEN};
 use crate::error::{Error, Result};
@@ -15,11 +23,11 @@ use crate::error::{Error, Result};
 /// What recovery does with a damaged WAL (after RocksDB's recovery modes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RecoveryMode {
-    /// Replay up to the first bad or torn record, then cut the WAL there.
+    /// Replay up to the first record lost to damage, then cut the WAL there.
     PointInTime = 0,
     /// Refuse to open on any damage, modifying nothing.
     Absolute = 1,
-    /// Replay every record whose checksum is good.
+    /// Replay every record that can be read.
     SkipCorrupted = 2,
 }
 
@@ -27,7 +35,8 @@ pub enum RecoveryMode {
 pub trait Sink {
     /// Snapshot entries, in file order, a batch at a time.
     fn entries(&mut self, batch: &[SnapEntry<'_>]);
-    /// A snapshot verified and all its entries were passed to `entry`.
+    /// A snapshot verified and all its entries were passed to `entries`;
+    /// its tail records follow through `records`.
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]);
     /// Forget everything passed so far (a snapshot turned out unusable).
     fn reset(&mut self);
@@ -50,22 +59,24 @@ pub struct RecoveryStats {
 #[derive(Debug)]
 pub struct Recovered {
     pub stats: RecoveryStats,
-    /// The LSN the next record gets: above every LSN in the WAL and every
-    /// LSN the snapshot covers.
+    /// The LSN the next record gets: above every LSN recovery saw in any
+    /// file, kept or set aside, and above the snapshot's cut.
     pub next_lsn: u64,
-    /// The largest fencing token seen in the snapshot header or the WAL.
+    /// The largest fencing token seen in any snapshot header or record.
     pub max_token: u64,
     /// First LSNs of the segments left, ascending.
     pub segments: Vec<u64>,
-    /// The WAL ends below what the snapshot covers (a damaged tail was cut):
-    /// the caller must take a snapshot before accepting writes, or the next
-    /// recovery would see the LSN gap.
-    pub wal_behind_snapshot: bool,
+    /// Recovery changed what the log says (cut, skipped or set aside
+    /// something): the caller must take a snapshot before accepting writes,
+    /// so the next open, in any mode, starts from that snapshot and never
+    /// meets this damage again.
+    pub repaired: bool,
 }
 
 /// A change to make once recovery has read everything.
 enum Repair {
-    Truncate(PathBuf, u64),
+    /// Keep a copy as `<name>.dropped`, then truncate to this length.
+    Cut(PathBuf, u64),
     SetAside(PathBuf),
     Remove(PathBuf),
 }
@@ -73,6 +84,19 @@ enum Repair {
 fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::io(&format!("{what} {}", path.display()), &e)
 }
+
+fn dropped_name(p: &Path) -> PathBuf {
+    let mut name = p.as_os_str().to_owned();
+    name.push(".dropped");
+    PathBuf::from(name)
+}
+
+/// Entries or records handed to the sink at once: large enough to keep
+/// parallel apply busy, small enough to stay in cache-friendly sizes.
+const BATCH: usize = 1 << 16;
+
+/// The temp file a snapshot is written to before its rename.
+pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
 
 pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sink) -> Result<Recovered> {
     let started = Instant::now();
@@ -83,41 +107,67 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sin
     snapshots.sort_unstable_by(|a, b| b.cmp(a));
     refuse_unknown_versions(vfs, dir, &segments, &snapshots)?;
     let mut repairs: Vec<Repair> = names.iter().filter(|n| *n == SNAPSHOT_TMP).map(|n| Repair::Remove(dir.join(n))).collect();
+    if let Some(leftover) = empty_newest_segment(vfs, dir, &segments)? {
+        repairs.push(Repair::Remove(dir.join(wal::segment_name(leftover))));
+        segments.pop();
+    }
 
     let mut stats = RecoveryStats::default();
-    let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &segments, &mut stats, &mut repairs)?;
-    let (replay_after, snap_max, snap_token) = chosen.unwrap_or((0, 0, 0));
+    let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &mut stats, &mut repairs)?;
+    let (cut, snap_token) = chosen.unwrap_or((0, 0));
+    check_reachable(dir, &snapshots, chosen.is_some(), cut, &segments)?;
 
-    let mut replay = Replay { vfs, dir, mode, sink, stats: &mut stats, repairs: &mut repairs, max_token: snap_token, last_lsn: 0 };
-    let kept = replay.segments(&segments, replay_after)?;
-    let (last_lsn, max_token) = (replay.last_lsn, replay.max_token);
+    let mut replay = Replay::new(vfs, dir, mode, sink, cut, snap_token);
+    let kept = replay.segments(&segments)?;
+    let wal_end = replay.last_lsn.max(kept.last().map_or(0, |f| f - 1));
+    if mode == RecoveryMode::Absolute && wal_end < cut {
+        return Err(Error::Corruption(format!(
+            "the WAL in {} ends at LSN {wal_end} but snapshot {} holds the state after LSN {cut}: WAL segments after LSN {wal_end} are missing (refusing to open, nothing modified)",
+            dir.display(),
+            snapshot::snapshot_name(cut)
+        )));
+    }
+    let (max_seen, max_token, repaired) = (replay.max_lsn_seen, replay.max_token, replay.repaired);
+    let replay_stats = replay.stats;
+    merge(&mut stats, &replay_stats);
+    repairs.extend(replay.repairs);
+    let repaired = repaired || repairs.iter().any(|r| matches!(r, Repair::SetAside(_)));
 
-    for r in &repairs {
+    apply_repairs(vfs, dir, &repairs)?;
+    stats.duration_us = started.elapsed().as_micros() as u64;
+    let next_lsn = wal_end.max(cut).max(max_seen) + 1;
+    Ok(Recovered { stats, next_lsn, max_token, segments: kept, repaired })
+}
+
+fn merge(into: &mut RecoveryStats, from: &RecoveryStats) {
+    into.wal_records += from.wal_records;
+    into.corrupt_records += from.corrupt_records;
+    into.bytes_dropped += from.bytes_dropped;
+}
+
+fn apply_repairs(vfs: &dyn Vfs, dir: &Path, repairs: &[Repair]) -> Result<()> {
+    for r in repairs {
         match r {
-            Repair::Truncate(p, len) => vfs.truncate(p, *len).map_err(|e| io_err("truncate", p, e))?,
-            Repair::SetAside(p) => {
-                let to = p.with_extension(format!("{}.dropped", p.extension().unwrap_or_default().to_string_lossy()));
-                vfs.rename(p, &to).map_err(|e| io_err("rename", p, e))?
+            Repair::Cut(p, len) => {
+                // Keep the bytes for forensics before cutting them off.
+                let image = vfs.read(p).map_err(|e| io_err("read", p, e))?;
+                let copy = dropped_name(p);
+                let mut f = vfs.create(&copy).map_err(|e| io_err("create", &copy, e))?;
+                f.write_all(&image).and_then(|()| f.sync()).map_err(|e| io_err("write", &copy, e))?;
+                vfs.truncate(p, *len).map_err(|e| io_err("truncate", p, e))?
             }
+            Repair::SetAside(p) => vfs.rename(p, &dropped_name(p)).map_err(|e| io_err("rename", p, e))?,
             Repair::Remove(p) => vfs.remove(p).map_err(|e| io_err("remove", p, e))?,
         }
     }
     if !repairs.is_empty() {
         vfs.sync_dir(dir).map_err(|e| io_err("fsync directory", dir, e))?;
     }
-    stats.duration_us = started.elapsed().as_micros() as u64;
-    let wal_end = last_lsn.max(kept.last().map_or(0, |f| f - 1));
-    Ok(Recovered { stats, next_lsn: wal_end.max(snap_max) + 1, max_token, segments: kept, wal_behind_snapshot: wal_end < snap_max })
+    Ok(())
 }
 
-/// Entries or records handed to the sink at once: large enough to keep
-/// parallel apply busy, small enough to stay in cache-friendly sizes.
-const BATCH: usize = 1 << 16;
-
-/// The temp file a snapshot is written to before its rename.
-pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
-
-/// A file of a newer format is not damage: refuse to open, touch nothing.
+/// A file of a newer (or older) format is not damage: refuse to open,
+/// touch nothing.
 fn refuse_unknown_versions(vfs: &dyn Vfs, dir: &Path, segments: &[u64], snapshots: &[u64]) -> Result<()> {
     let names = segments.iter().map(|&s| (wal::segment_name(s), true)).chain(snapshots.iter().map(|&s| (snapshot::snapshot_name(s), false)));
     for (name, is_segment) in names {
@@ -138,51 +188,63 @@ fn refuse_unknown_versions(vfs: &dyn Vfs, dir: &Path, segments: &[u64], snapshot
     Ok(())
 }
 
-/// Loads the newest snapshot that verifies and whose WAL is still there;
-/// returns its smallest and largest covered LSN and its token mark.
-#[allow(clippy::too_many_arguments)]
+/// The newest segment, if it holds no header yet: a crash (or a full
+/// disk) between creating a segment and making its header durable. It can
+/// hold no record, so it is removed in every mode.
+fn empty_newest_segment(vfs: &dyn Vfs, dir: &Path, segments: &[u64]) -> Result<Option<u64>> {
+    let Some(&newest) = segments.last() else { return Ok(None) };
+    let path = dir.join(wal::segment_name(newest));
+    let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
+    let headerless = image.len() < SEGMENT_HEADER_LEN || (image.len() == SEGMENT_HEADER_LEN && image.iter().all(|&b| b == 0));
+    Ok(headerless.then_some(newest))
+}
+
+/// The WAL must continue the chosen snapshot (or, without one, start at
+/// LSN 1): otherwise records are missing that no mode can do without.
+fn check_reachable(dir: &Path, snapshots: &[u64], have_snapshot: bool, cut: u64, segments: &[u64]) -> Result<()> {
+    let Some(&oldest) = segments.first() else { return Ok(()) };
+    if oldest <= cut + 1 {
+        return Ok(());
+    }
+    Err(Error::Corruption(if have_snapshot {
+        format!("{} holds the state after LSN {cut} but the oldest WAL segment starts at LSN {oldest}: records {} to {} are missing (restore them, or move the segments aside to open from the snapshot alone)", snapshot::snapshot_name(cut), cut + 1, oldest - 1)
+    } else if snapshots.is_empty() {
+        format!("the WAL in {} starts at LSN {oldest}, not 1, and there is no snapshot", dir.display())
+    } else {
+        format!("no snapshot in {} verifies and the WAL does not reach back to LSN 1", dir.display())
+    }))
+}
+
+/// Loads the newest snapshot that verifies, tail included; returns its
+/// cut and token mark.
 fn choose_snapshot(
     vfs: &dyn Vfs,
     dir: &Path,
     mode: RecoveryMode,
     sink: &mut dyn Sink,
     snapshots: &[u64],
-    segments: &[u64],
     stats: &mut RecoveryStats,
     repairs: &mut Vec<Repair>,
-) -> Result<Option<(u64, u64, u64)>> {
+) -> Result<Option<(u64, u64)>> {
     for &snap in snapshots {
         let name = snapshot::snapshot_name(snap);
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
         sink.reserve(snapshot::entry_count_hint(&image));
-        let mut batch = Vec::with_capacity(BATCH);
-        let loaded = snapshot::load(&name, &image, |e| {
-            batch.push(e);
-            if batch.len() == BATCH {
-                sink.entries(&batch);
-                batch.clear();
+        let loaded = load_entries(&name, &image, sink).and_then(|l| {
+            if l.cut.cut_lsn == snap {
+                Ok(l)
+            } else {
+                Err(Error::Corruption(format!("{name} holds the state after LSN {}, not the LSN its name says", l.cut.cut_lsn)))
             }
         });
-        sink.entries(&batch);
-        drop(batch);
         match loaded {
             Ok(loaded) => {
-                let min = loaded.shard_lsns.iter().copied().min().unwrap_or(0);
-                let max = loaded.shard_lsns.iter().copied().max().unwrap_or(0);
-                if let Some(&first) = segments.first() {
-                    if first > min + 1 {
-                        sink.reset();
-                        return Err(Error::Corruption(format!(
-                            "{name} needs WAL records from LSN {} but the oldest segment starts at {first}",
-                            min + 1
-                        )));
-                    }
-                }
                 sink.snapshot_loaded(&loaded.meta, &loaded.shard_lsns);
+                replay_tail(&image, &loaded, sink);
                 stats.snapshot_loaded = true;
                 stats.snapshot_entries = loaded.entries;
-                return Ok(Some((min, max, loaded.meta.token_hwm)));
+                return Ok(Some((loaded.cut.cut_lsn, loaded.cut.token_hwm)));
             }
             Err(e) if mode == RecoveryMode::Absolute => return Err(e),
             Err(_) => {
@@ -195,13 +257,35 @@ fn choose_snapshot(
             }
         }
     }
-    if !snapshots.is_empty() && segments.first().map_or(true, |&f| f > 1) {
-        return Err(Error::Corruption(format!(
-            "no snapshot in {} verifies and the WAL does not reach back to LSN 1",
-            dir.display()
-        )));
-    }
     Ok(None)
+}
+
+fn load_entries(name: &str, image: &[u8], sink: &mut dyn Sink) -> Result<LoadedSnapshot> {
+    let mut batch = Vec::with_capacity(BATCH);
+    let loaded = snapshot::load(name, image, |e| {
+        batch.push(e);
+        if batch.len() == BATCH {
+            sink.entries(&batch);
+            batch.clear();
+        }
+    });
+    sink.entries(&batch);
+    loaded
+}
+
+/// Applies the snapshot's tail records (verified by `snapshot::load`).
+fn replay_tail(image: &[u8], loaded: &LoadedSnapshot, sink: &mut dyn Sink) {
+    let stream = &image[loaded.tail.clone()];
+    let mut batch = Vec::new();
+    let mut at = 0;
+    while let ScanView::Record { len, lsn, record } = wal::read_view(stream, at) {
+        batch.push((lsn, record));
+        at += len;
+        if at >= stream.len() {
+            break;
+        }
+    }
+    sink.records(&batch);
 }
 
 struct Replay<'a> {
@@ -209,149 +293,233 @@ struct Replay<'a> {
     dir: &'a Path,
     mode: RecoveryMode,
     sink: &'a mut dyn Sink,
-    stats: &'a mut RecoveryStats,
-    repairs: &'a mut Vec<Repair>,
-    max_token: u64,
+    stats: RecoveryStats,
+    repairs: Vec<Repair>,
+    /// The snapshot's cut: records at or below it are already applied.
+    cut: u64,
+    /// The LSN the next record must carry.
+    expected: u64,
     last_lsn: u64,
+    max_lsn_seen: u64,
+    max_token: u64,
+    repaired: bool,
 }
 
 /// How replay of one segment ended.
-struct SegmentEnd {
-    /// The segment stays in the WAL (it was not set aside).
-    keep: bool,
-    /// Point-in-time stop: later segments are set aside.
-    stop: bool,
+enum SegmentEnd {
+    /// Every record was read, or damage was skipped.
+    Complete,
+    /// Point-in-time stop at this segment; `keep`: it stays (cut), else it
+    /// was set aside.
+    Stop { keep: bool },
 }
 
-const COMPLETE: SegmentEnd = SegmentEnd { keep: true, stop: false };
+impl<'a> Replay<'a> {
+    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, cut: u64, token: u64) -> Replay<'a> {
+        let stats = RecoveryStats::default();
+        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false }
+    }
 
-impl Replay<'_> {
+    fn map(&self, first: u64) -> Result<(String, PathBuf, super::vfs::Image)> {
+        let name = wal::segment_name(first);
+        let path = self.dir.join(&name);
+        let image = self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
+        Ok((name, path, image))
+    }
+
     /// Replays every segment in order; returns the segments kept.
-    fn segments(&mut self, segments: &[u64], replay_after: u64) -> Result<Vec<u64>> {
-        // A segment wholly covered by the snapshot need not be read.
-        let needed = |i: usize| segments.get(i + 1).map_or(true, |&n| n - 1 > replay_after);
-        let mut records = 0;
-        for &first in segments.iter().enumerate().filter(|(i, _)| needed(*i)).map(|(_, f)| f) {
-            let path = self.dir.join(wal::segment_name(first));
-            records += wal::count_records(&self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?);
+    fn segments(&mut self, segments: &[u64]) -> Result<Vec<u64>> {
+        // A segment whose records are all at or below the cut is not read.
+        let cut = self.cut;
+        let needed = |i: usize| segments.get(i + 1).map_or(true, |&n| n - 1 > cut);
+        self.expected = segments.iter().enumerate().find(|(i, _)| needed(*i)).map_or(self.cut + 1, |(_, &f)| f.min(self.cut + 1));
+        let mut hint = 0;
+        for (_, &first) in segments.iter().enumerate().filter(|(i, _)| needed(*i)) {
+            hint += block::count_records(&self.map(first)?.2);
         }
-        self.sink.reserve(records);
+        self.sink.reserve(hint);
         let mut kept = Vec::with_capacity(segments.len());
         for (i, &first) in segments.iter().enumerate() {
             if !needed(i) {
                 kept.push(first);
                 continue;
             }
-            // Records after the snapshot must form one unbroken LSN run.
-            let want = (self.last_lsn + 1).max(replay_after + 1);
-            let covered_tail = segments.get(i + 1).is_some_and(|&n| n - 1 <= replay_after);
-            let name = wal::segment_name(first);
-            let path = self.dir.join(&name);
-            let end = if first > want && self.mode != RecoveryMode::SkipCorrupted {
-                let gap = format!("LSNs {want} to {} are missing (a segment is missing)", first - 1);
-                let image = self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
-                self.damaged(&name, &path, &image, 0, gap, false)?
-            } else {
-                self.stats.corrupt_records += (first > want) as u64;
-                let image = self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
-                let mut batch = Vec::with_capacity(BATCH);
-                let end = self.segment(&name, &path, &image, first, replay_after, covered_tail, &mut batch);
-                self.sink.records(&batch);
-                end?
-            };
-            if end.keep {
-                kept.push(first);
-            }
-            if end.stop {
-                for &later in &segments[i + 1..] {
-                    let p = self.dir.join(wal::segment_name(later));
-                    self.stats.bytes_dropped += self.vfs.map(&p).map(|b| b.len() as u64).unwrap_or(0);
-                    self.repairs.push(Repair::SetAside(p));
+            let next_first = segments.get(i + 1).copied();
+            match self.segment(first, next_first)? {
+                SegmentEnd::Complete => kept.push(first),
+                SegmentEnd::Stop { keep } => {
+                    if keep {
+                        kept.push(first);
+                    }
+                    self.set_aside_later(&segments[i + 1..])?;
+                    return Ok(kept);
                 }
-                return Ok(kept);
             }
         }
         Ok(kept)
     }
 
-    /// Replays one segment, handing records to the sink through `batch`
-    /// (the caller passes on what is left in it).
-    #[allow(clippy::too_many_arguments)]
-    fn segment<'b>(
-        &mut self,
-        name: &str,
-        path: &Path,
-        b: &'b [u8],
-        first: u64,
-        replay_after: u64,
-        covered_tail: bool,
-        batch: &mut Vec<(u64, RecordView<'b>)>,
-    ) -> Result<SegmentEnd> {
-        let skip = self.mode == RecoveryMode::SkipCorrupted;
-        let (mut offset, mut damage) = match wal::decode_segment_header(name, b) {
-            Ok(lsn) if lsn == first => (SEGMENT_HEADER_LEN, None),
-            Ok(lsn) => (0, Some(format!("header names LSN {lsn}, file name {first}"))),
-            Err(e) => (0, Some(e.to_string())),
+    /// Point-in-time stop: every later segment is set aside, after reading
+    /// what it can tell about LSNs and tokens already handed out.
+    fn set_aside_later(&mut self, later: &[u64]) -> Result<()> {
+        for &first in later {
+            let (_, path, image) = self.map(first)?;
+            let stream = block::deblock(&image);
+            self.salvage_marks(&image, &stream, first, 0);
+            self.stats.bytes_dropped += image.len() as u64;
+            self.repairs.push(Repair::SetAside(path));
+        }
+        Ok(())
+    }
+
+    fn segment(&mut self, first: u64, next_first: Option<u64>) -> Result<SegmentEnd> {
+        let (name, path, image) = self.map(first)?;
+        let stream = block::deblock(&image);
+        let seg = Seg { name: &name, path: &path, image: &image, stream: &stream, first };
+        let mut header = match wal::decode_segment_header(&name, &image) {
+            Ok(lsn) if lsn == first => None,
+            Ok(lsn) => Some(format!("{name} at offset 0: header names LSN {lsn}")),
+            Err(e) => Some(e.to_string()),
         };
-        let mut expected = first;
+        if first > self.expected {
+            if first - 1 > self.cut {
+                let reason = format!("{name}: LSNs {} to {} are missing (a segment is missing)", self.expected, first - 1);
+                if header.is_none() {
+                    // The segment itself is intact: losing what precedes it
+                    // is damage at its start.
+                    match self.lost(&seg, 0, None, reason, true)? {
+                        SegmentEnd::Complete => {}
+                        stop => return Ok(stop),
+                    }
+                } else {
+                    header = Some(format!("{reason}; {}", header.unwrap_or_default()));
+                }
+            }
+            self.expected = first;
+        }
+        let mut batch = Vec::with_capacity(1024);
+        let end = self.read_stream(&seg, next_first, header, &mut batch);
+        self.sink.records(&batch);
+        end
+    }
+
+    /// Reads the records of one segment's stream, applying those after the
+    /// cut; `header_damage` says the segment header itself is bad.
+    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, header_damage: Option<String>, batch: &mut Vec<(u64, RecordView<'s>)>) -> Result<SegmentEnd> {
+        let mut at = 0;
+        let mut damage = header_damage.map(|r| (r, true));
         loop {
-            if let Some(reason) = damage.take() {
-                match skip.then(|| wal::resync(b, offset + 1, expected)).flatten() {
-                    Some(good) if self.mode != RecoveryMode::Absolute => {
-                        self.stats.corrupt_records += 1;
-                        self.stats.bytes_dropped += (good - offset) as u64;
-                        offset = good;
+            if let Some((reason, in_header)) = damage.take() {
+                let (resume, harmless) = self.classify(seg, at, next_first);
+                if !harmless {
+                    self.sink.records(batch);
+                    batch.clear();
+                    if let stop @ SegmentEnd::Stop { .. } = self.lost(seg, at, resume, reason, in_header)? {
+                        return Ok(stop);
                     }
-                    _ => return self.damaged(name, path, b, offset, reason, covered_tail),
+                }
+                match resume {
+                    Some((r, lsn)) => (at, self.expected) = (r, lsn),
+                    None => return Ok(SegmentEnd::Complete),
                 }
             }
-            if offset >= b.len() {
-                return Ok(COMPLETE);
+            if at >= seg.stream.len() {
+                return Ok(SegmentEnd::Complete);
             }
-            match wal::read_view(b, offset) {
-                ScanView::Record { len, lsn, record } if lsn == expected || (skip && lsn > expected) => {
-                    if let RecordView::Lock { token, .. } = &record {
-                        self.max_token = self.max_token.max(*token);
-                    }
-                    if lsn > replay_after {
-                        batch.push((lsn, record));
-                        self.stats.wal_records += 1;
-                        if batch.len() == BATCH {
-                            self.sink.records(batch);
-                            batch.clear();
-                        }
-                    }
-                    self.last_lsn = lsn;
-                    expected = lsn + 1;
-                    offset += len;
+            match wal::read_view(seg.stream, at) {
+                ScanView::Record { len, lsn, record } if lsn == self.expected => {
+                    self.take(lsn, record, batch);
+                    at += len;
                 }
-                ScanView::Record { lsn, .. } => damage = Some(format!("LSN {lsn} where {expected} was expected")),
-                ScanView::Bad { reason } => damage = Some(reason.to_string()),
+                ScanView::Record { lsn, .. } => {
+                    damage = Some((format!("{} at offset {}: LSN {lsn} where {} was expected", seg.name, block::physical(at), self.expected), false))
+                }
+                ScanView::Bad { reason } => damage = Some((format!("{} at offset {}: {reason}", seg.name, block::physical(at)), false)),
             }
         }
     }
 
-    /// Damage at `offset` that could not be skipped: refuse (`Absolute`),
-    /// or cut the segment there and stop (`PointInTime`), or keep what was
-    /// read (`SkipCorrupted`). Damage in records the snapshot already
-    /// covers (`covered_tail`) loses nothing and cuts nothing.
-    fn damaged(&mut self, name: &str, path: &Path, b: &[u8], offset: usize, reason: String, covered_tail: bool) -> Result<SegmentEnd> {
+    fn take<'s>(&mut self, lsn: u64, record: RecordView<'s>, batch: &mut Vec<(u64, RecordView<'s>)>) {
+        if let RecordView::Lock { token, .. } = &record {
+            self.max_token = self.max_token.max(*token);
+        }
+        self.last_lsn = lsn;
+        self.max_lsn_seen = self.max_lsn_seen.max(lsn);
+        self.expected = lsn + 1;
+        if lsn > self.cut {
+            batch.push((lsn, record));
+            self.stats.wal_records += 1;
+            if batch.len() == BATCH {
+                self.sink.records(batch);
+                batch.clear();
+            }
+        }
+    }
+
+    /// Damage at stream offset `at`: where reading could resume (a record
+    /// start named by a block header, carrying an LSN not below the
+    /// expected one, with that LSN), and whether every record lost in
+    /// between lies at or below the snapshot's cut (then nothing is lost).
+    fn classify(&self, seg: &Seg<'_>, at: usize, next_first: Option<u64>) -> (Option<(usize, u64)>, bool) {
+        let resume = block::resume_points(seg.image, seg.first, at).find_map(|r| match wal::read_view(seg.stream, r) {
+            ScanView::Record { lsn, .. } if lsn >= self.expected => Some((r, lsn)),
+            _ => None,
+        });
+        let next_known = resume.map(|(_, lsn)| lsn).or(next_first);
+        (resume, next_known.is_some_and(|n| n - 1 <= self.cut))
+    }
+
+    /// Damage that loses records after the cut: refuse (`Absolute`), skip
+    /// to `resume` (`SkipCorrupted`), or cut the WAL here (`PointInTime`).
+    fn lost(&mut self, seg: &Seg<'_>, at: usize, resume: Option<(usize, u64)>, reason: String, whole: bool) -> Result<SegmentEnd> {
         if self.mode == RecoveryMode::Absolute {
-            return Err(Error::Corruption(format!("{name} at offset {offset}: {reason}")));
+            return Err(Error::Corruption(format!("{reason} (refusing to open, nothing modified)")));
         }
         self.stats.corrupt_records += 1;
-        if covered_tail {
-            return Ok(COMPLETE);
+        self.repaired = true;
+        let stream_end = seg.stream.len();
+        let from = if whole || at >= stream_end { if whole { 0 } else { seg.image.len() } } else { block::physical(at) };
+        if self.mode == RecoveryMode::SkipCorrupted {
+            let until = resume.map_or(seg.image.len(), |(r, _)| block::physical(r));
+            self.stats.bytes_dropped += until.saturating_sub(from) as u64;
+            return Ok(SegmentEnd::Complete);
         }
-        self.stats.bytes_dropped += (b.len() - offset) as u64;
-        let stop = self.mode == RecoveryMode::PointInTime;
-        if offset < SEGMENT_HEADER_LEN {
-            // A cut inside the header would leave a segment that fails again
-            // on every open: set the whole file aside.
-            self.repairs.push(Repair::SetAside(path.to_path_buf()));
-            return Ok(SegmentEnd { keep: false, stop });
+        self.salvage_marks(seg.image, seg.stream, seg.first, at);
+        self.stats.bytes_dropped += (seg.image.len() - from) as u64;
+        if from < SEGMENT_HEADER_LEN {
+            self.repairs.push(Repair::SetAside(seg.path.to_path_buf()));
+            return Ok(SegmentEnd::Stop { keep: false });
         }
-        self.repairs.push(Repair::Truncate(path.to_path_buf(), offset as u64));
-        Ok(SegmentEnd { keep: true, stop })
+        self.repairs.push(Repair::Cut(seg.path.to_path_buf(), from as u64));
+        Ok(SegmentEnd::Stop { keep: true })
     }
+
+    /// Reads what it can of a discarded part of a segment (from stream
+    /// offset `from`), resuming only at block-header record starts, for the
+    /// largest LSN and fencing token in it: both were handed out, so the
+    /// next ones must be larger.
+    fn salvage_marks(&mut self, image: &[u8], stream: &[u8], first: u64, from: usize) {
+        let mut at = Some(from).filter(|&f| f < stream.len());
+        while let Some(pos) = at {
+            match wal::read_view(stream, pos) {
+                ScanView::Record { len, lsn, record } => {
+                    self.max_lsn_seen = self.max_lsn_seen.max(lsn);
+                    if let RecordView::Lock { token, .. } = record {
+                        self.max_token = self.max_token.max(token);
+                    }
+                    at = Some(pos + len).filter(|&n| n < stream.len());
+                }
+                ScanView::Bad { .. } => at = block::resume_points(image, first, pos).next(),
+            }
+        }
+    }
+}
+
+/// One segment being replayed: its file image and logical stream.
+struct Seg<'s> {
+    name: &'s str,
+    path: &'s Path,
+    image: &'s [u8],
+    stream: &'s [u8],
+    first: u64,
 }

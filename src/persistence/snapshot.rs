@@ -1,25 +1,32 @@
-//! Snapshot files: every live entry, shard by shard, each shard with the
-//! LSN it is complete up to, sealed by a SHA-256 (see docs/FORMAT.md).
-//! Written to a temp file, fsynced, renamed, and the directory fsynced.
+//! Snapshot files: one consistent cut of the engine at LSN `cut`. Shards
+//! are copied one at a time while writes go on, each at its own covered
+//! LSN; the WAL records written meanwhile (the *tail*, LSNs from the
+//! smallest covered LSN + 1 to `cut`) are stored in the file too, so that
+//! entries plus tail give exactly the state after record `cut`, and
+//! recovery never reads WAL records at or below `cut`. Sealed by a
+//! SHA-256 (see docs/FORMAT.md). Written to a temp file, fsynced,
+//! renamed, and the directory fsynced.
 
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::record::is_valid_key;
 use super::vfs::{Vfs, VfsFile};
+use super::wal::{read_view, ScanView};
 use crate::error::{Error, Result};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DBKVSNAP";
-pub const SNAPSHOT_VERSION: u32 = 1;
+pub const SNAPSHOT_VERSION: u32 = 2;
 pub const SNAPSHOT_HEADER_LEN: usize = 48;
 pub const SNAPSHOT_TRAILER_LEN: usize = 40;
 
 pub const KIND_BYTES: u8 = 0;
 pub const KIND_INT: u8 = 1;
 
-/// Named by the smallest LSN it covers: recovery replays from there.
-pub fn snapshot_name(min_lsn: u64) -> String {
-    format!("snap-{min_lsn:020}.snap")
+/// Named by its cut: recovery replays the WAL after it.
+pub fn snapshot_name(cut_lsn: u64) -> String {
+    format!("snap-{cut_lsn:020}.snap")
 }
 
 pub fn parse_snapshot_name(name: &str) -> Option<u64> {
@@ -51,7 +58,15 @@ pub struct SnapshotMeta {
     /// so which covered LSN) a WAL record's key belonged to.
     pub hash_seed: u64,
     pub created_ms: u64,
-    /// Every fencing token handed out before the snapshot is <= this.
+}
+
+/// What the tail section records: the cut and the token mark, both known
+/// only once every shard is copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotCut {
+    /// The snapshot is the state right after the record with this LSN.
+    pub cut_lsn: u64,
+    /// Every fencing token handed out before the cut is <= this.
     pub token_hwm: u64,
 }
 
@@ -85,8 +100,7 @@ impl SnapshotWriter {
         h.extend_from_slice(&meta.shard_count.to_le_bytes());
         h.extend_from_slice(&meta.hash_seed.to_le_bytes());
         h.extend_from_slice(&meta.created_ms.to_le_bytes());
-        h.extend_from_slice(&meta.token_hwm.to_le_bytes());
-        h.extend_from_slice(&0u64.to_le_bytes());
+        h.extend_from_slice(&[0u8; 16]);
         w.put(&h)?;
         Ok(w)
     }
@@ -108,6 +122,18 @@ impl SnapshotWriter {
         self.entries += count;
         self.shard_lsns.push(covered_lsn);
         Ok(())
+    }
+
+    /// Writes the tail: the cut, and `count` sealed WAL records, in LSN
+    /// order, that bring every shard from its covered LSN to the cut.
+    pub fn tail(&mut self, cut: SnapshotCut, count: u64, records: &[u8]) -> Result<()> {
+        let mut head = [0u8; 32];
+        head[..8].copy_from_slice(&cut.cut_lsn.to_le_bytes());
+        head[8..16].copy_from_slice(&cut.token_hwm.to_le_bytes());
+        head[16..24].copy_from_slice(&count.to_le_bytes());
+        head[24..].copy_from_slice(&(records.len() as u64).to_le_bytes());
+        self.put(&head)?;
+        self.put(records)
     }
 
     /// Seals the file and fsyncs it; the caller renames it into place.
@@ -134,8 +160,13 @@ pub fn entry_count_hint(b: &[u8]) -> u64 {
 /// A verified snapshot image.
 pub struct LoadedSnapshot {
     pub meta: SnapshotMeta,
+    pub cut: SnapshotCut,
     pub shard_lsns: Vec<u64>,
     pub entries: u64,
+    /// Where the tail records lie in the image (a run of WAL records, read
+    /// with `wal::read_view`), and how many there are.
+    pub tail: std::ops::Range<usize>,
+    pub tail_records: u64,
 }
 
 /// One entry as read back.
@@ -167,7 +198,7 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
     if version != SNAPSHOT_VERSION {
         return Err(bad(8, &format!("unsupported snapshot version {version}")));
     }
-    let meta = SnapshotMeta { shard_count: u32_at(12), hash_seed: u64_at(16), created_ms: u64_at(24), token_hwm: u64_at(32) };
+    let meta = SnapshotMeta { shard_count: u32_at(12), hash_seed: u64_at(16), created_ms: u64_at(24) };
     if meta.shard_count == 0 || !meta.shard_count.is_power_of_two() {
         return Err(bad(12, &format!("shard count {} is not a power of two", meta.shard_count)));
     }
@@ -198,16 +229,53 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
             if vstart + vlen > body_end {
                 return Err(bad(off, "entry value past the end"));
             }
-            if kind > KIND_INT || (kind == KIND_INT && vlen != 8) {
-                return Err(bad(off, &format!("entry kind {kind} with a {vlen}-byte value")));
+            if kind > KIND_INT || (kind == KIND_INT && vlen != 8) || !is_valid_key(&b[kstart..kstart + klen]) {
+                return Err(bad(off, &format!("entry kind {kind} with a {klen}-byte key and a {vlen}-byte value")));
             }
             each(SnapEntry { kind, expires_at, key: &b[kstart..kstart + klen], value: &b[vstart..vstart + vlen] });
             off = vstart + vlen;
             entries += 1;
         }
     }
-    if off != body_end || u64_at(body_end) != entries {
-        return Err(bad(off, "entry count does not match the trailer"));
+    if off + 16 > body_end {
+        return Err(bad(off, "tail header past the end"));
     }
-    Ok(LoadedSnapshot { meta, shard_lsns, entries })
+    let cut = SnapshotCut { cut_lsn: u64_at(off), token_hwm: u64_at(off + 8) };
+    if shard_lsns.iter().any(|&l| l > cut.cut_lsn) {
+        return Err(bad(off, "a shard covers more than the snapshot's cut"));
+    }
+    let (tail, tail_records) = check_tail(b, off + 16, body_end, &shard_lsns, cut.cut_lsn).map_err(|(o, what)| bad(o, what))?;
+    if tail.end != body_end || u64_at(body_end) != entries {
+        return Err(bad(tail.end, "entry count does not match the trailer"));
+    }
+    Ok(LoadedSnapshot { meta, cut, shard_lsns, entries, tail, tail_records })
+}
+
+/// Checks the tail section at `off`: whole records with ascending LSNs
+/// above the smallest covered LSN, the last one being the cut.
+fn check_tail(b: &[u8], off: usize, body_end: usize, shard_lsns: &[u64], cut: u64) -> std::result::Result<(std::ops::Range<usize>, u64), (usize, &'static str)> {
+    if off + 16 > body_end {
+        return Err((off, "tail header past the end"));
+    }
+    let count = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
+    let len = u64::from_le_bytes(b[off + 8..off + 16].try_into().unwrap());
+    let start = off + 16;
+    let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).filter(|&e| e <= body_end).ok_or((off, "tail past the end"))?;
+    let stream = &b[start..end];
+    let mut prev = shard_lsns.iter().copied().min().unwrap_or(0);
+    let (mut at, mut n) = (0, 0u64);
+    while at < stream.len() {
+        match read_view(stream, at) {
+            ScanView::Record { len, lsn, .. } if lsn > prev && lsn <= cut => {
+                prev = lsn;
+                at += len;
+                n += 1;
+            }
+            _ => return Err((start + at, "bad record in the tail")),
+        }
+    }
+    if n != count || prev != cut {
+        return Err((off, "tail record count or last LSN does not match the header"));
+    }
+    Ok((start..end, count))
 }

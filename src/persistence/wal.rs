@@ -1,11 +1,13 @@
 //! WAL segments: files named by the LSN of their first record, each a
-//! 32-byte header followed by whole records (see docs/FORMAT.md).
+//! 32-byte header followed by a stream of records cut into 32 KiB blocks
+//! (`block.rs`; layout in docs/FORMAT.md). Record readers here work on the
+//! logical stream that `block::deblock` returns.
 
 use crate::error::{Error, Result};
 use crate::persistence::record::{decode_view, OwnedRecord, RecordView, RECORD_PREFIX};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DBKVWAL\0";
-pub const SEGMENT_VERSION: u32 = 1;
+pub const SEGMENT_VERSION: u32 = 2;
 pub const SEGMENT_HEADER_LEN: usize = 32;
 pub use crate::persistence::record::MAX_RECORD_BODY;
 
@@ -50,6 +52,9 @@ pub fn encode_segment_header(first_lsn: u64) -> [u8; SEGMENT_HEADER_LEN] {
 /// Checks a segment header; returns the first LSN it names.
 pub fn decode_segment_header(file: &str, b: &[u8]) -> Result<u64> {
     let bad = |what: &str| Error::Corruption(format!("{file} at offset 0: {what}"));
+    if b.is_empty() {
+        return Err(bad("segment is empty (no header)"));
+    }
     if b.len() < SEGMENT_HEADER_LEN {
         return Err(bad("segment header is torn"));
     }
@@ -82,7 +87,7 @@ pub enum ScanView<'a> {
     Bad { reason: &'static str },
 }
 
-/// Reads the record at `offset` of a segment image.
+/// Reads the record at `offset` of a logical stream.
 pub fn read_record(b: &[u8], offset: usize) -> Scan {
     match read_view(b, offset) {
         ScanView::Record { len, lsn, record } => Scan::Record { offset, len, lsn, record: record.to_owned_record() },
@@ -110,24 +115,41 @@ pub fn read_view(b: &[u8], offset: usize) -> ScanView<'_> {
     }
     match decode_view(body) {
         Ok((lsn, record)) => ScanView::Record { len: RECORD_PREFIX + len, lsn, record },
-        Err(_) => ScanView::Bad { reason: "record body does not decode" },
+        Err(_) => ScanView::Bad { reason: "record body does not decode (a field or key length is out of range)" },
     }
 }
 
-/// Looks for the next offset after `from` where a good record starts (for
-/// salvaging past damage).
-pub fn resync(b: &[u8], from: usize, min_lsn: u64) -> Option<usize> {
-    (from..b.len().saturating_sub(RECORD_PREFIX)).find(|&o| matches!(read_view(b, o), ScanView::Record { lsn, .. } if lsn >= min_lsn))
-}
-
-/// How many records a segment image seems to hold, following length
+/// How many records a logical stream seems to hold, following length
 /// prefixes without checking anything: a cheap hint for sizing tables.
 pub fn count_records(b: &[u8]) -> u64 {
-    let mut at = SEGMENT_HEADER_LEN;
+    let mut at = 0;
     let mut n = 0;
     while at + RECORD_PREFIX <= b.len() {
         at += RECORD_PREFIX + u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
         n += 1;
     }
     n
+}
+
+/// Every record of a segment image up to the first damage, with its file
+/// offsets: for tools and tests that look at records where they lie.
+pub fn records_with_offsets(image: &[u8]) -> Vec<Scan> {
+    let stream = super::block::deblock(image);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < stream.len() {
+        match read_record(&stream, at) {
+            Scan::Record { offset, len, lsn, record } => {
+                let start = super::block::physical(offset);
+                let end = super::block::physical(offset + len - 1) + 1;
+                out.push(Scan::Record { offset: start, len: end - start, lsn, record });
+                at += len;
+            }
+            Scan::Bad { offset, reason } => {
+                out.push(Scan::Bad { offset: super::block::physical(offset), reason });
+                break;
+            }
+        }
+    }
+    out
 }

@@ -1,0 +1,171 @@
+//! WAL blocks: a segment file is cut into 32 KiB blocks, and every block
+//! but the first starts with an 8-byte header written by the WAL writer
+//! that says where the first record starting in that block begins.
+//!
+//! Records form one logical stream that runs across block headers (a
+//! record may straddle any number of blocks). The headers exist for
+//! salvage: after damage, `SkipCorrupted` resumes only at a position a
+//! block header names, never at bytes that merely look like a record, so
+//! a stored value that contains a well-formed record image cannot steer
+//! recovery (LevelDB's log format makes the same choice).
+//!
+//! Block header: `first: u32 | crc: u32`, where `first` is the offset in
+//! the block of the first record that starts in it (8 .. 32768), or 0 when
+//! no record starts in it, and `crc` is the CRC-32 of
+//! `segment_first_lsn: u64 | block_index: u64 | first: u32`, which binds the
+//! header to its segment and position.
+
+use super::record::RECORD_PREFIX;
+use super::wal::SEGMENT_HEADER_LEN;
+
+pub const BLOCK: usize = 32 << 10;
+pub const BLOCK_HEADER: usize = 8;
+/// Logical bytes block 0 carries (after the segment header).
+const FIRST_PAYLOAD: usize = BLOCK - SEGMENT_HEADER_LEN;
+/// Logical bytes every later block carries.
+const PAYLOAD: usize = BLOCK - BLOCK_HEADER;
+
+fn header_crc(segment_first_lsn: u64, block: u64, first: u32) -> u32 {
+    let mut h = crc32fast::Hasher::new();
+    h.update(&segment_first_lsn.to_le_bytes());
+    h.update(&block.to_le_bytes());
+    h.update(&first.to_le_bytes());
+    h.finalize()
+}
+
+pub fn encode_header(segment_first_lsn: u64, block: u64, first: u32) -> [u8; BLOCK_HEADER] {
+    let mut h = [0u8; BLOCK_HEADER];
+    h[..4].copy_from_slice(&first.to_le_bytes());
+    h[4..].copy_from_slice(&header_crc(segment_first_lsn, block, first).to_le_bytes());
+    h
+}
+
+/// The `first` field of block `block`'s header, if the header is intact.
+pub fn decode_header(image: &[u8], segment_first_lsn: u64, block: u64) -> Option<u32> {
+    let at = usize::try_from(block).ok()?.checked_mul(BLOCK)?;
+    let h = image.get(at..at + BLOCK_HEADER)?;
+    let first = u32::from_le_bytes(h[..4].try_into().unwrap());
+    let crc = u32::from_le_bytes(h[4..].try_into().unwrap());
+    let valid = crc == header_crc(segment_first_lsn, block, first) && (first == 0 || (BLOCK_HEADER..BLOCK).contains(&(first as usize)));
+    valid.then_some(first)
+}
+
+/// The file offset of logical stream offset `l`.
+pub fn physical(l: usize) -> usize {
+    if l < FIRST_PAYLOAD {
+        return SEGMENT_HEADER_LEN + l;
+    }
+    let r = l - FIRST_PAYLOAD;
+    (1 + r / PAYLOAD) * BLOCK + BLOCK_HEADER + r % PAYLOAD
+}
+
+/// The logical stream offset of file offset `p`, which must not lie
+/// inside the segment header or a block header.
+pub fn logical(p: usize) -> usize {
+    if p < BLOCK {
+        return p - SEGMENT_HEADER_LEN;
+    }
+    FIRST_PAYLOAD + (p / BLOCK - 1) * PAYLOAD + (p % BLOCK - BLOCK_HEADER)
+}
+
+/// The logical stream of a segment image: every block's payload, in order.
+/// A file that ends inside a block header simply ends the stream there.
+pub fn deblock(image: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(image.len());
+    let mut at = SEGMENT_HEADER_LEN.min(image.len());
+    while at < image.len() {
+        let block_end = (at / BLOCK + 1) * BLOCK;
+        out.extend_from_slice(&image[at..block_end.min(image.len())]);
+        at = block_end + BLOCK_HEADER;
+    }
+    out
+}
+
+/// How many logical bytes an image of `len` bytes carries.
+pub fn stream_len(len: usize) -> usize {
+    if len <= SEGMENT_HEADER_LEN {
+        return 0;
+    }
+    let whole = len / BLOCK;
+    let rest = len % BLOCK;
+    let first = if whole == 0 { rest - SEGMENT_HEADER_LEN } else { FIRST_PAYLOAD };
+    let middle = whole.saturating_sub(1) * PAYLOAD;
+    let last = if whole == 0 { 0 } else { rest.saturating_sub(BLOCK_HEADER) };
+    first + middle + last
+}
+
+/// How many records the image seems to hold, following length prefixes
+/// without checking or copying anything: a hint for sizing tables.
+pub fn count_records(image: &[u8]) -> u64 {
+    let end = stream_len(image.len());
+    let byte = |l: usize| image[physical(l)];
+    let (mut at, mut n) = (0usize, 0u64);
+    while at + RECORD_PREFIX <= end {
+        let len = u32::from_le_bytes([byte(at), byte(at + 1), byte(at + 2), byte(at + 3)]) as usize;
+        at = at.saturating_add(RECORD_PREFIX + len);
+        n += 1;
+    }
+    n
+}
+
+/// Frames a batch of whole, sealed records for appending to a segment
+/// whose file is `file_len` bytes long: copies `batch` into `out` with a
+/// block header at every block boundary it crosses.
+///
+/// Batches hold whole records, so the end of a batch is where the next
+/// record will start; a header written now can name it even though the
+/// record arrives in a later batch.
+pub fn frame(out: &mut Vec<u8>, batch: &[u8], mut file_len: u64, segment_first_lsn: u64) {
+    out.clear();
+    let mut i = 0;
+    let mut next_start = 0; // the first record start in `batch` not before `i`
+    while i < batch.len() {
+        let in_block = (file_len % BLOCK as u64) as usize;
+        if in_block == 0 {
+            let payload_end = i + PAYLOAD;
+            while next_start < i {
+                next_start += RECORD_PREFIX + u32::from_le_bytes(batch[next_start..next_start + 4].try_into().unwrap()) as usize;
+            }
+            let first = if next_start < payload_end { (BLOCK_HEADER + next_start - i) as u32 } else { 0 };
+            out.extend_from_slice(&encode_header(segment_first_lsn, file_len / BLOCK as u64, first));
+            file_len += BLOCK_HEADER as u64;
+            continue;
+        }
+        let n = (BLOCK - in_block).min(batch.len() - i);
+        out.extend_from_slice(&batch[i..i + n]);
+        i += n;
+        file_len += n as u64;
+    }
+}
+
+/// Where the stream can resume after damage at logical offset `damaged`:
+/// the record starts named by the intact headers of the blocks after the
+/// one holding the damage, as logical offsets, in order.
+pub fn resume_points(image: &[u8], segment_first_lsn: u64, damaged: usize) -> impl Iterator<Item = usize> + '_ {
+    let from_block = physical(damaged) / BLOCK + 1;
+    let blocks = image.len().div_ceil(BLOCK);
+    (from_block..blocks).filter_map(move |k| match decode_header(image, segment_first_lsn, k as u64) {
+        Some(first) if first != 0 => Some(logical(k * BLOCK + first as usize)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn physical_and_logical_are_inverse() {
+        for l in [0, 1, FIRST_PAYLOAD - 1, FIRST_PAYLOAD, FIRST_PAYLOAD + PAYLOAD - 1, FIRST_PAYLOAD + PAYLOAD, 10 * PAYLOAD + 17] {
+            assert_eq!(logical(physical(l)), l, "l = {l}");
+        }
+        assert_eq!(physical(FIRST_PAYLOAD), BLOCK + BLOCK_HEADER);
+    }
+
+    #[test]
+    fn stream_len_matches_deblock() {
+        for len in [0, 5, 32, 33, BLOCK - 1, BLOCK, BLOCK + 3, BLOCK + 8, BLOCK + 9, 3 * BLOCK + 100] {
+            assert_eq!(stream_len(len), deblock(&vec![0u8; len]).len(), "len = {len}");
+        }
+    }
+}
