@@ -248,12 +248,26 @@ fn torn_tail_every_offset_of_last_records() {
         assert_eq!(st.recovery_bytes_dropped, (cut - boundary) as u64, "{what}: bytes dropped");
         assert_eq!(st.recovery_corrupt_records, (cut != boundary) as u64, "{what}: corrupt records");
         assert_eq!(e.last_token(), token, "{what}: last_token");
-        assert_eq!(std::fs::metadata(d.join(&seg_name)).unwrap().len(), boundary as u64, "{what}: segment cut back");
+        assert_cut(&d, &seg_name, boundary, &image[..cut], &what);
         write_after_recovery(e, &d, RecoveryMode::PointInTime, &expected, token, seed ^ cut as u64, &what);
         std::fs::remove_dir_all(&d).unwrap();
         cases += 1;
     }
     eprintln!("torn tail: {cases} cut offsets checked");
+}
+
+/// A point-in-time cut kept the whole damaged segment as `<name>.dropped`
+/// and left the segment cut back at the damage (or removed it: the repair
+/// snapshot taken at open covers it, so retention may delete it).
+#[track_caller]
+fn assert_cut(d: &Path, name: &str, boundary: usize, before: &[u8], what: &str) {
+    if boundary < before.len() {
+        let kept = std::fs::read(d.join(format!("{name}.dropped"))).unwrap_or_else(|e| panic!("{what}: no .dropped copy: {e}"));
+        assert_eq!(kept, before, "{what}: the .dropped copy is the segment as it was");
+    }
+    if let Ok(m) = std::fs::metadata(d.join(name)) {
+        assert_eq!(m.len(), boundary as u64, "{what}: segment cut back");
+    }
 }
 
 // =====================================================================
@@ -311,13 +325,19 @@ fn bitflip_wal_point_in_time_keeps_records_before_damage() {
             copy_dir(&fx.dir, &d);
             flip(&d.join(&name), at);
             let e = open_at(&d, RecoveryMode::PointInTime).unwrap_or_else(|err| panic!("{what}: open: {err}"));
-            let (expected, token) = fx.state_after(m);
+            let (expected, _) = fx.state_after(m);
+            // Tokens of records set aside were handed out too: recovery
+            // reads them, so the next token is above all of them.
+            let later = fx.segments[si + 1..].iter().flat_map(|s| s.2.iter());
+            let token = fx.all()[..m].iter().copied().chain(later).filter_map(|x| record_token(&x.record)).max().unwrap_or(0);
             assert_state(&expected, &engine_state(&e, T0), &what);
             let st = e.stats();
             assert_eq!(st.recovery_wal_records, m as u64, "{what}: records replayed");
             assert_eq!(st.recovery_corrupt_records, 1, "{what}: corrupt records");
             assert_eq!(st.recovery_bytes_dropped, (image.len() - r.offset + later_bytes) as u64, "{what}: bytes dropped");
-            assert_eq!(std::fs::metadata(d.join(&name)).unwrap().len(), r.offset as u64, "{what}: segment truncated at the damage");
+            let mut damaged = image.clone();
+            damaged[at] ^= 0x5a;
+            assert_cut(&d, &name, r.offset, &damaged, &what);
             for (p, _, _) in &fx.segments[si + 1..] {
                 let n = file_name(p);
                 assert!(!d.join(&n).exists(), "{what}: later segment {n} still in place");
@@ -372,11 +392,15 @@ fn bitflip_wal_skip_corrupted_keeps_every_other_record() {
         let (seg_path, _, recs) = &fx.segments[si];
         let name = file_name(seg_path);
         let r = &recs[ri];
-        let all = fx.all();
-        let total = all.len();
-        let others: Vec<&RecInfo> = all.iter().copied().filter(|x| x.lsn != r.lsn).collect();
+        // Salvage resumes only where a block header names a record start;
+        // these segments are smaller than one block, so the rest of the
+        // damaged segment is lost and the later segments are replayed.
+        assert!(fx.segments[si].1.len() <= dbkv::persistence::block::BLOCK, "fixture segments fit one block");
+        let lost: Vec<u64> = recs[ri..].iter().map(|x| x.lsn).collect();
+        let others: Vec<&RecInfo> = fx.all().into_iter().filter(|x| !lost.contains(&x.lsn)).collect();
         let expected = replay(&others);
         let token = others.iter().filter_map(|x| record_token(&x.record)).max().unwrap_or(0);
+        let last_lsn = others.iter().map(|x| x.lsn).max().unwrap_or(0);
         for at in flip_positions(r) {
             let what = format!("{name}: byte {at} of the record at {} (LSN {}) flipped", r.offset, r.lsn);
             let d = td.join("case");
@@ -385,11 +409,11 @@ fn bitflip_wal_skip_corrupted_keeps_every_other_record() {
             let e = open_at(&d, RecoveryMode::SkipCorrupted).unwrap_or_else(|err| panic!("{what}: open: {err}"));
             assert_state(&expected, &engine_state(&e, T0), &what);
             let st = e.stats();
-            assert_eq!(st.recovery_wal_records, total as u64 - 1, "{what}: records replayed");
+            assert_eq!(st.recovery_wal_records, others.len() as u64, "{what}: records replayed");
             assert_eq!(st.recovery_corrupt_records, 1, "{what}: corrupt records");
-            assert_eq!(st.recovery_bytes_dropped, r.len as u64, "{what}: bytes dropped");
+            assert_eq!(st.recovery_bytes_dropped, (fx.segments[si].1.len() - r.offset) as u64, "{what}: bytes dropped");
             assert_eq!(e.last_token(), token, "{what}: last_token");
-            assert_eq!(e.stats().last_lsn, total as u64, "{what}: next LSN follows the last record");
+            assert_eq!(e.stats().last_lsn, last_lsn, "{what}: next LSN follows the last record read");
             write_after_recovery(e, &d, RecoveryMode::SkipCorrupted, &expected, token, seed ^ at as u64, &what);
             std::fs::remove_dir_all(&d).unwrap();
         }
@@ -599,17 +623,16 @@ fn nth_fault_always(fault: Fault) {
             let good_syncs = sim.sync_count();
             assert!(e.stats().failed, "{what}: stats.failed");
             assert_all_writes_fail(&e, eio);
-            // Reads still work. The failed write was applied in memory before
-            // its record failed, so its key may show either value.
-            for (k, (v, _)) in &acked {
-                let got = e.get(k).unwrap();
-                if *k == failed_key {
-                    assert!(got.as_ref() == Some(v) || got.as_ref() == Some(&failed_val), "{what}: read of the failed key");
-                } else {
-                    assert_eq!(got.as_ref(), Some(v), "{what}: read of {:?}", String::from_utf8_lossy(k));
-                }
+            // Reads fail too: memory holds the failed write, which must
+            // never be seen once its call returned an error.
+            assert_failed(e.get(&failed_key), eio, "get of the failed key");
+            for (k, _) in &acked {
+                assert_failed(e.get(k), eio, "get of an acknowledged key");
             }
-            assert!(e.count() >= 9);
+            assert_failed(e.exists(&failed_key), eio, "exists");
+            assert_failed(e.ttl(&failed_key), eio, "ttl");
+            assert_failed(e.mget(&[&failed_key[..]]), eio, "mget");
+            assert_eq!(e.scan(b"").count(), 0, "{what}: a scan of a failed handle yields nothing");
             std::thread::sleep(Duration::from_millis(250));
             assert_eq!(pv.sync_attempts(), attempts, "{what}: fsync attempted after the failed one");
             match e.close() {

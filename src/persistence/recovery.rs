@@ -303,6 +303,9 @@ struct Replay<'a> {
     max_lsn_seen: u64,
     max_token: u64,
     repaired: bool,
+    /// `SkipCorrupted` lost the rest of the previous segment: the gap
+    /// before the next one is that same damage, not another.
+    lost_tail: bool,
 }
 
 /// How replay of one segment ended.
@@ -317,7 +320,7 @@ enum SegmentEnd {
 impl<'a> Replay<'a> {
     fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, cut: u64, token: u64) -> Replay<'a> {
         let stats = RecoveryStats::default();
-        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false }
+        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
     }
 
     fn map(&self, first: u64) -> Result<(String, PathBuf, super::vfs::Image)> {
@@ -382,7 +385,7 @@ impl<'a> Replay<'a> {
             Err(e) => Some(e.to_string()),
         };
         if first > self.expected {
-            if first - 1 > self.cut {
+            if first - 1 > self.cut && !std::mem::take(&mut self.lost_tail) {
                 let reason = format!("{name}: LSNs {} to {} are missing (a segment is missing)", self.expected, first - 1);
                 if header.is_none() {
                     // The segment itself is intact: losing what precedes it
@@ -482,6 +485,7 @@ impl<'a> Replay<'a> {
         if self.mode == RecoveryMode::SkipCorrupted {
             let until = resume.map_or(seg.image.len(), |(r, _)| block::physical(r));
             self.stats.bytes_dropped += until.saturating_sub(from) as u64;
+            self.lost_tail = resume.is_none();
             return Ok(SegmentEnd::Complete);
         }
         self.salvage_marks(seg.image, seg.stream, seg.first, at);
