@@ -40,8 +40,14 @@
  *   that returned DBKV_OK is durable once: it returns (DBKV_SYNC_ALWAYS, and
  *   every lock grant, unlock and extend in any mode), the next interval's
  *   fsync completes (DBKV_SYNC_INTERVAL), or dbkv_sync() returns (any mode).
- *   After a WAL write or fsync fails, writes return DBKV_ERR_FAILED until
- *   the directory is reopened; reads keep working.
+ *   In DBKV_SYNC_ALWAYS other threads can read a write before its fsync
+ *   completes (as in Redis); its own call returns only after the fsync.
+ *   After a WAL write or fsync fails, every call on the handle but
+ *   dbkv_stats and dbkv_close returns DBKV_ERR_FAILED, reads included:
+ *   memory may hold writes that never became durable, some of whose calls
+ *   returned an error, and a call that returned an error must change
+ *   nothing anyone can see. Reopen the directory to recover the durable
+ *   state. A call that returns any error changes nothing.
  */
 
 
@@ -52,6 +58,10 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#define BLOCK (32 << 10)
+
+#define BLOCK_HEADER 8
 
 /**
  * Success.
@@ -124,7 +134,7 @@
 #define DBKV_ERR_BUSY -8
 
 /**
- * A WAL write or fsync failed earlier; the handle accepts no more writes (reads still work). Reopen to recover.
+ * A WAL write or fsync failed; the handle serves nothing more (writes and reads alike; dbkv_stats and dbkv_close still work). Reopen to recover the durable state.
  */
 #define DBKV_ERR_FAILED -9
 
@@ -338,7 +348,7 @@ int dbkv_set(const struct dbkv *db, const uint8_t *key, size_t klen, const uint8
  *   `dbkv_free`; never NULL on success, even for an empty value.
  * @param[out] vlen  receives the value's length.
  * @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
- *   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+ *   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
  */
 int dbkv_get(const struct dbkv *db, const uint8_t *key, size_t klen, uint8_t **val, size_t *vlen);
 
@@ -349,7 +359,8 @@ int dbkv_get(const struct dbkv *db, const uint8_t *key, size_t klen, uint8_t **v
  * @param[out] len  on `DBKV_OK` the value's length; on
  *   `DBKV_ERR_BUFFER_TOO_SMALL` the size needed (nothing is copied).
  * @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_BUFFER_TOO_SMALL`,
- *   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+ *   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`,
+ *   `DBKV_ERR_INTERNAL`. Thread-safe.
  */
 int dbkv_get_into(const struct dbkv *db, const uint8_t *key, size_t klen, uint8_t *buf, size_t cap, size_t *len);
 
@@ -363,7 +374,7 @@ int dbkv_delete(const struct dbkv *db, const uint8_t *key, size_t klen);
 /**
  * Tells whether `key` exists (and has not expired).
  * @return `DBKV_OK` (exists), `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
- *   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+ *   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
  */
 int dbkv_exists(const struct dbkv *db, const uint8_t *key, size_t klen);
 
@@ -421,7 +432,7 @@ int dbkv_persist(const struct dbkv *db, const uint8_t *key, size_t klen);
  * Reads the time to live of `key`.
  * @param[out] ms  milliseconds remaining (at least 1), or -1 if the key has no expiry.
  * @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
- *   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+ *   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
  */
 int dbkv_ttl(const struct dbkv *db, const uint8_t *key, size_t klen, int64_t *ms);
 
@@ -442,7 +453,7 @@ int dbkv_mset(const struct dbkv *db, const uint8_t *const *keys, const size_t *k
  *   non-NULL pointer with length 0).
  * @param[out] val_lens_out  array of `n` lengths (0 for missing keys).
  * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`
- *   (key), `DBKV_ERR_INTERNAL`. On failure nothing is allocated or written. Thread-safe.
+ *   (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. On failure nothing is allocated or written. Thread-safe.
  */
 int dbkv_mget(const struct dbkv *db, const uint8_t *const *keys, const size_t *key_lens, size_t n, uint8_t **vals_out, size_t *val_lens_out);
 
@@ -487,7 +498,7 @@ int dbkv_extend_lock(const struct dbkv *db, const uint8_t *key, size_t klen, con
 
 /**
  * Counts live keys (expired keys are never counted).
- * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_INTERNAL`. Thread-safe.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
  */
 int dbkv_count(const struct dbkv *db, uint64_t *out_count);
 
@@ -521,7 +532,8 @@ int dbkv_stats(const struct dbkv *db, struct dbkv_statistics *out_stats);
  *
  * @param prefix, plen  the prefix; plen 0 (prefix may be NULL) scans every key.
  * @param[out] out  receives the iterator; free it with `dbkv_iter_free`.
- * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_INTERNAL`. Thread-safe.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_FAILED`,
+ *   `DBKV_ERR_INTERNAL`. Thread-safe.
  */
 int dbkv_scan(const struct dbkv *db, const uint8_t *prefix, size_t plen, struct dbkv_iter **out_iter);
 
@@ -532,7 +544,8 @@ int dbkv_scan(const struct dbkv *db, const uint8_t *prefix, size_t plen, struct 
  * @param[out] key, klen  the key (required).
  * @param[out] val, vlen  the value (both may be NULL if not wanted).
  * @return `DBKV_OK`, `DBKV_NOT_FOUND` (the scan is over),
- *   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_INTERNAL`.
+ *   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_FAILED` (the handle failed
+ *   during the scan, which is incomplete), `DBKV_ERR_INTERNAL`.
  */
 int dbkv_iter_next(struct dbkv_iter *it, const uint8_t **key, size_t *klen, const uint8_t **val, size_t *vlen);
 

@@ -167,7 +167,7 @@ pub unsafe extern "C" fn dbkv_set(db: *const dbkv, key: *const u8, klen: usize, 
 ///   `dbkv_free`; never NULL on success, even for an empty value.
 /// @param[out] vlen  receives the value's length.
 /// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
-///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_get(db: *const dbkv, key: *const u8, klen: usize, val: *mut *mut u8, vlen: *mut usize) -> c_int {
     guard(|| {
@@ -189,7 +189,8 @@ pub unsafe extern "C" fn dbkv_get(db: *const dbkv, key: *const u8, klen: usize, 
 /// @param[out] len  on `DBKV_OK` the value's length; on
 ///   `DBKV_ERR_BUFFER_TOO_SMALL` the size needed (nothing is copied).
 /// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_BUFFER_TOO_SMALL`,
-///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`,
+///   `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_get_into(db: *const dbkv, key: *const u8, klen: usize, buf: *mut u8, cap: usize, len: *mut usize) -> c_int {
     guard(|| {
@@ -227,7 +228,7 @@ pub unsafe extern "C" fn dbkv_delete(db: *const dbkv, key: *const u8, klen: usiz
 
 /// Tells whether `key` exists (and has not expired).
 /// @return `DBKV_OK` (exists), `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
-///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_exists(db: *const dbkv, key: *const u8, klen: usize) -> c_int {
     guard(|| Ok(found(engine(db)?.exists(self::key(key, klen)?)?)))
@@ -344,7 +345,7 @@ pub unsafe extern "C" fn dbkv_persist(db: *const dbkv, key: *const u8, klen: usi
 /// Reads the time to live of `key`.
 /// @param[out] ms  milliseconds remaining (at least 1), or -1 if the key has no expiry.
 /// @return `DBKV_OK`, `DBKV_NOT_FOUND`, `DBKV_ERR_INVALID_ARGUMENT`,
-///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_INTERNAL`. Thread-safe.
+///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_ttl(db: *const dbkv, key: *const u8, klen: usize, ms: *mut i64) -> c_int {
     guard(|| {
@@ -390,7 +391,7 @@ pub unsafe extern "C" fn dbkv_mset(
 ///   non-NULL pointer with length 0).
 /// @param[out] val_lens_out  array of `n` lengths (0 for missing keys).
 /// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`
-///   (key), `DBKV_ERR_INTERNAL`. On failure nothing is allocated or written. Thread-safe.
+///   (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. On failure nothing is allocated or written. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_mget(
     db: *const dbkv,
@@ -505,11 +506,12 @@ pub unsafe extern "C" fn dbkv_extend_lock(db: *const dbkv, key: *const u8, klen:
 }
 
 /// Counts live keys (expired keys are never counted).
-/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_INTERNAL`. Thread-safe.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_count(db: *const dbkv, out_count: *mut u64) -> c_int {
     guard(|| {
         let (e, o) = (engine(db)?, out(out_count, "out")?);
+        e.check_usable()?;
         *o = e.count();
         Ok(DBKV_OK)
     })

@@ -48,7 +48,7 @@ pub const DBKV_ERR_IO: c_int = -6;
 pub const DBKV_ERR_CORRUPTION: c_int = -7;
 /// The data directory is held by another open handle, in this process or another.
 pub const DBKV_ERR_BUSY: c_int = -8;
-/// A WAL write or fsync failed earlier; the handle accepts no more writes (reads still work). Reopen to recover.
+/// A WAL write or fsync failed; the handle serves nothing more (writes and reads alike; dbkv_stats and dbkv_close still work). Reopen to recover the durable state.
 pub const DBKV_ERR_FAILED: c_int = -9;
 /// A bug inside dbkv was caught at the boundary (a Rust panic); the handle stays usable.
 pub const DBKV_ERR_INTERNAL: c_int = -10;
