@@ -546,16 +546,26 @@ pub unsafe extern "C" fn dbkv_snapshot(db: *const dbkv) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_stats(db: *const dbkv, out_stats: *mut dbkv_statistics) -> c_int {
     guard(|| {
-        let (e, o) = (engine(db)?, out(out_stats, "out")?);
-        let caller_size = o.size as usize;
+        let e = engine(db)?;
+        if out_stats.is_null() {
+            return Err(null("out"));
+        }
+        // The caller's struct may be shorter than ours (an older header), so
+        // no reference to a whole `dbkv_statistics` is ever formed over it:
+        // only its leading `size` field is read, through a raw pointer.
+        // SAFETY: out_stats is non-NULL and, by the API contract, points to
+        // at least the `size` field (8 bytes); read_unaligned makes no
+        // alignment assumption about the caller's memory.
+        let caller_size = (out_stats as *const u64).read_unaligned();
         if caller_size < 16 {
             return Err(Error::InvalidArgument(format!("stats size {caller_size} is smaller than 16: set out->size = sizeof(dbkv_statistics)")));
         }
         let full = dbkv_statistics::from_engine(&e.stats());
-        let n = caller_size.min(std::mem::size_of::<dbkv_statistics>());
-        // SAFETY: the caller's struct is at least caller_size bytes; we copy
-        // only the fields it has, after its size field.
-        std::ptr::copy_nonoverlapping((&full as *const dbkv_statistics as *const u8).add(8), (o as *mut dbkv_statistics as *mut u8).add(8), n - 8);
+        let n = caller_size.min(std::mem::size_of::<dbkv_statistics>() as u64) as usize;
+        // SAFETY: the caller declared `caller_size` (>= n) writable bytes at
+        // out_stats; bytes 8..n are copied from a local struct (which cannot
+        // overlap the caller's memory), leaving the caller's `size` as is.
+        std::ptr::copy_nonoverlapping((&full as *const dbkv_statistics as *const u8).add(8), (out_stats as *mut u8).add(8), n - 8);
         Ok(DBKV_OK)
     })
 }

@@ -5,9 +5,11 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::io::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::{AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
 
 /// A file opened for appending.
 pub trait VfsFile: Send {
@@ -83,45 +85,136 @@ impl VfsFile for OsFile {
     }
 }
 
-/// A POSIX record lock (fcntl F_SETLK) on the LOCK file. Unlike flock, it
-/// belongs to the process: a forked child does not inherit it, and the
-/// kernel drops it when the process dies. Because such locks do not
-/// conflict within one process (and closing any descriptor of the file
-/// would drop them), a process-wide set of held directories catches a
-/// second open from this process before the file is touched.
+/// An open-file-description lock (fcntl `F_OFD_SETLK`, Linux) on the LOCK
+/// file. It belongs to the open file description made by this `open`, not
+/// to the process: it conflicts with every other description of the file,
+/// in this process or another, so a second open of the directory from this
+/// process is refused like one from another process, and no unrelated
+/// open/close of LOCK in this process (a backup thread, a file watcher)
+/// releases it. The kernel drops it when the last descriptor of the
+/// description is closed, so a process that dies releases it.
+///
+/// A forked child shares the description. So that the child does not keep
+/// the lock alive once the parent closes the handle (or dies), every lock
+/// descriptor is registered in `LOCK_FDS`, and a `pthread_atfork` child
+/// handler closes them all in the child; the parent's reference keeps the
+/// parent's lock. The descriptor is `O_CLOEXEC`, so a spawned program drops
+/// it at exec.
 struct DirLock {
-    file: Option<File>,
-    dir: PathBuf,
+    fd: libc::c_int,
+    slot: usize,
+    /// The process that took the lock; in a forked child the atfork handler
+    /// has already closed `fd`, and the number may name another file.
+    pid: libc::pid_t,
 }
 
-fn held_dirs() -> MutexGuard<'static, HashSet<PathBuf>> {
-    static HELD: std::sync::OnceLock<Mutex<HashSet<PathBuf>>> = std::sync::OnceLock::new();
-    HELD.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner())
+/// Lock descriptors of this process (-1 = free slot). Fixed-size atomics,
+/// so the atfork child handler can walk them without allocating or locking.
+const LOCK_SLOTS: usize = 256;
+static LOCK_FDS: [AtomicI32; LOCK_SLOTS] = [const { AtomicI32::new(-1) }; LOCK_SLOTS];
+/// Forks between their prepare and parent handlers, and forks completed:
+/// `lock_dir` uses them to notice a fork that copied a descriptor before it
+/// was registered.
+static FORKS_RUNNING: AtomicUsize = AtomicUsize::new(0);
+static FORKS_DONE: AtomicUsize = AtomicUsize::new(0);
+
+extern "C" fn before_fork() {
+    FORKS_RUNNING.fetch_add(1, Ordering::SeqCst);
 }
 
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        // Close before leaving the set: a new lock taken in between would be
-        // dropped by this close (POSIX locks are per process and file).
-        let mut held = held_dirs();
-        drop(self.file.take());
-        held.remove(&self.dir);
+extern "C" fn after_fork_in_parent() {
+    FORKS_DONE.fetch_add(1, Ordering::SeqCst);
+    FORKS_RUNNING.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Runs in the child right after fork: async-signal-safe (atomics and
+/// close(2) only).
+extern "C" fn after_fork_in_child() {
+    FORKS_RUNNING.store(0, Ordering::SeqCst);
+    for slot in LOCK_FDS.iter() {
+        let fd = slot.swap(-1, Ordering::SeqCst);
+        if fd >= 0 {
+            // SAFETY: fd is this child's copy of a lock descriptor; closing
+            // it drops the child's reference only (the parent keeps its own).
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
-fn lock_file(f: &File) -> io::Result<bool> {
-    // SAFETY: a zeroed flock is a valid argument; fields set below.
+fn install_fork_handlers() -> io::Result<()> {
+    static ONCE: Once = Once::new();
+    static FAILED: AtomicI32 = AtomicI32::new(0);
+    ONCE.call_once(|| {
+        // SAFETY: the handlers are plain extern "C" functions that live for
+        // the whole program and only touch atomics (and close(2) in the child).
+        let rc = unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork_in_parent), Some(after_fork_in_child)) };
+        FAILED.store(rc, Ordering::SeqCst);
+    });
+    match FAILED.load(Ordering::SeqCst) {
+        0 => Ok(()),
+        rc => Err(io::Error::from_raw_os_error(rc)),
+    }
+}
+
+fn ofd_lock(fd: libc::c_int, l_type: libc::c_int) -> io::Result<bool> {
+    // SAFETY: a zeroed flock is a valid argument (l_start = l_len = 0 is the
+    // whole file, and OFD locks require l_pid = 0); type and whence set below.
     let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_type = l_type as libc::c_short;
     fl.l_whence = libc::SEEK_SET as libc::c_short;
     // SAFETY: fcntl on a descriptor we own with a valid flock struct.
-    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLK, &fl) } == 0 {
+    if unsafe { libc::fcntl(fd, libc::F_OFD_SETLK, &fl) } == 0 {
         return Ok(true);
     }
     let err = io::Error::last_os_error();
     match err.raw_os_error() {
         Some(libc::EAGAIN) | Some(libc::EACCES) => Ok(false),
         _ => Err(err),
+    }
+}
+
+impl DirLock {
+    /// Opens `path` and registers the descriptor, retrying if a fork may
+    /// have copied it before it was registered (such a child would keep the
+    /// description, and so the lock taken on it later, alive). Unlocked.
+    fn open_registered(path: &Path) -> io::Result<DirLock> {
+        install_fork_handlers()?;
+        loop {
+            let forks = FORKS_DONE.load(Ordering::SeqCst);
+            let fd = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .custom_flags(libc::O_CLOEXEC)
+                .open(path)?
+                .into_raw_fd();
+            let Some(slot) = LOCK_FDS.iter().position(|s| s.compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst).is_ok()) else {
+                // SAFETY: fd was opened above and is not registered anywhere.
+                unsafe { libc::close(fd) };
+                return Err(io::Error::other(format!("more than {LOCK_SLOTS} data directories open in this process")));
+            };
+            // SAFETY: getpid has no preconditions.
+            let lock = DirLock { fd, slot, pid: unsafe { libc::getpid() } };
+            if FORKS_RUNNING.load(Ordering::SeqCst) == 0 && FORKS_DONE.load(Ordering::SeqCst) == forks {
+                return Ok(lock);
+            }
+            drop(lock);
+        }
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        // SAFETY: getpid has no preconditions.
+        if unsafe { libc::getpid() } != self.pid {
+            return;
+        }
+        // Unlock while still registered, then unregister, then close: a
+        // fork at any point leaves the child nothing that holds the lock.
+        let _ = ofd_lock(self.fd, libc::F_UNLCK);
+        LOCK_FDS[self.slot].store(-1, Ordering::SeqCst);
+        // SAFETY: fd is ours (opened in open_registered) and closed once.
+        unsafe { libc::close(self.fd) };
     }
 }
 
@@ -180,17 +273,11 @@ impl Vfs for OsVfs {
         File::open(dir)?.sync_all()
     }
     fn lock_dir(&self, dir: &Path) -> io::Result<Option<Box<dyn Send + Sync>>> {
-        let dir = std::fs::canonicalize(dir)?;
-        let mut held = held_dirs();
-        if held.contains(&dir) {
+        let lock = DirLock::open_registered(&dir.join("LOCK"))?;
+        if !ofd_lock(lock.fd, libc::F_WRLCK)? {
             return Ok(None);
         }
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("LOCK"))?;
-        if !lock_file(&f)? {
-            return Ok(None);
-        }
-        held.insert(dir.clone());
-        Ok(Some(Box::new(DirLock { file: Some(f), dir })))
+        Ok(Some(Box::new(lock)))
     }
 }
 
