@@ -77,6 +77,9 @@ struct Queue {
     /// While a snapshot copies shards, a copy of every record appended, so
     /// the snapshot can carry the records that bring all shards to one cut.
     capture: Option<Vec<u8>>,
+    /// A snapshot's cut and the offset in `buf` where the record after it
+    /// starts: the flush that takes `buf` turns it into a WAL position.
+    resume_mark: Option<(u64, usize)>,
 }
 
 struct Shared {
@@ -96,6 +99,9 @@ struct Shared {
     segments: Mutex<Vec<u64>>,
     /// The open segment; used only by the thread that set `Queue::flushing`.
     io: Mutex<Io>,
+    /// Where the record after a snapshot's cut lies: (cut, segment, stream
+    /// offset), resolved from `Queue::resume_mark`.
+    resume_at: Mutex<Option<(u64, u64, u64)>>,
     /// Records per synced flush, recently at most (decays by one per flush),
     /// and the last fsync's duration: what a leader waits for, and how long.
     group_peak: AtomicU64,
@@ -193,6 +199,13 @@ impl Shared {
             let mut q = self.queue();
             let mut io = relock(&self.io);
             std::mem::swap(&mut q.buf, &mut io.batch);
+            if let Some((cut, offset)) = q.resume_mark.take() {
+                // The batch goes to the open segment, at its end: rotation
+                // happens only right after a batch is written.
+                let seg = io.segment.as_ref().expect("a segment is open");
+                let at = block::stream_len(seg.size as usize) + offset;
+                *relock(&self.resume_at) = Some((cut, seg.first_lsn, at as u64));
+            }
             if q.space_waiters > 0 {
                 self.space.notify_all();
             }
@@ -324,6 +337,7 @@ impl Durability {
                 records_since_snapshot: recovered.stats.wal_records,
                 bytes_since_snapshot: 0,
                 capture: None,
+                resume_mark: None,
             }),
             wake_writer: Condvar::new(),
             space: Condvar::new(),
@@ -338,6 +352,7 @@ impl Durability {
             segments: Mutex::new(recovered.segments.clone()),
             group_peak: AtomicU64::new(1),
             fsync_ns: AtomicU64::new(0),
+            resume_at: Mutex::new(None),
             io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), unsynced: false }),
             vfs,
             dir: dir.clone(),
@@ -765,16 +780,34 @@ fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64
     })?;
     let (cut_lsn, captured) = {
         let mut q = sh.queue();
-        (q.next_lsn - 1, q.capture.take().unwrap_or_default())
+        let cut_lsn = q.next_lsn - 1;
+        q.resume_mark = Some((cut_lsn, q.buf.len()));
+        (cut_lsn, q.capture.take().unwrap_or_default())
     };
     // Every token granted by a record at or below the cut was taken before
     // that record was appended, so before this read.
-    let cut = SnapshotCut { cut_lsn, token_hwm: inner.last_token.load(Ordering::SeqCst) };
+    let token_hwm = inner.last_token.load(Ordering::SeqCst);
+    sh.wait_durable(cut_lsn)?;
+    let (resume_segment, resume_offset) = resume_position(sh, cut_lsn)?;
+    let cut = SnapshotCut { cut_lsn, token_hwm, resume_segment, resume_offset };
     let (count, tail) = tail_after(captured, min_lsn);
     writer.tail(cut, count, &tail)?;
-    sh.wait_durable(cut_lsn)?;
     let size = writer.finish()?;
     Ok((snapshot::snapshot_name(cut_lsn), size))
+}
+
+/// Where the record after `cut` starts (or will start) in the WAL: the
+/// flush that takes the queue buffer holding the mark resolves it; if none
+/// has yet, one is run.
+fn resume_position(sh: &Shared, cut: u64) -> Result<(u64, u64)> {
+    loop {
+        if let Some((c, seg, at)) = *relock(&sh.resume_at) {
+            if c == cut {
+                return Ok((seg, at));
+            }
+        }
+        sh.flush_after_others(false)?;
+    }
 }
 
 /// The captured records with LSNs above `min_lsn`, sealed, and their count.

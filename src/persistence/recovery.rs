@@ -114,17 +114,20 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sin
 
     let mut stats = RecoveryStats::default();
     let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &mut stats, &mut repairs)?;
-    let (cut, snap_token) = chosen.unwrap_or((0, 0));
-    check_reachable(dir, &snapshots, chosen.is_some(), cut, &segments)?;
+    let have_snapshot = chosen.is_some();
+    let chosen = chosen.unwrap_or(Chosen { cut: 0, token: 0, resume: None });
+    let cut = chosen.cut;
+    check_reachable(dir, &snapshots, have_snapshot, cut, &segments)?;
 
-    let mut replay = Replay::new(vfs, dir, mode, sink, cut, snap_token);
+    let mut replay = Replay::new(vfs, dir, mode, sink, &chosen);
     let kept = replay.segments(&segments)?;
     let wal_end = replay.last_lsn.max(kept.last().map_or(0, |f| f - 1));
-    if mode == RecoveryMode::Absolute && wal_end < cut {
+    if mode == RecoveryMode::Absolute && !replay.resume_found {
+        let (seg, offset) = chosen.resume.unwrap_or_default();
         return Err(Error::Corruption(format!(
-            "the WAL in {} ends at LSN {wal_end} but snapshot {} holds the state after LSN {cut}: WAL segments after LSN {wal_end} are missing (refusing to open, nothing modified)",
-            dir.display(),
-            snapshot::snapshot_name(cut)
+            "snapshot {} holds the state after LSN {cut}, but the WAL that follows it is missing: {} is absent or shorter than offset {offset} of its record stream (refusing to open, nothing modified)",
+            snapshot::snapshot_name(cut),
+            dir.join(wal::segment_name(seg)).display()
         )));
     }
     let (max_seen, max_token, repaired) = (replay.max_lsn_seen, replay.max_token, replay.repaired);
@@ -215,8 +218,15 @@ fn check_reachable(dir: &Path, snapshots: &[u64], have_snapshot: bool, cut: u64,
     }))
 }
 
-/// Loads the newest snapshot that verifies, tail included; returns its
-/// cut and token mark.
+/// The snapshot recovery starts from.
+struct Chosen {
+    cut: u64,
+    token: u64,
+    /// Where the record after the cut starts (segment, stream offset).
+    resume: Option<(u64, usize)>,
+}
+
+/// Loads the newest snapshot that verifies, tail included.
 fn choose_snapshot(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -225,7 +235,7 @@ fn choose_snapshot(
     snapshots: &[u64],
     stats: &mut RecoveryStats,
     repairs: &mut Vec<Repair>,
-) -> Result<Option<(u64, u64)>> {
+) -> Result<Option<Chosen>> {
     for &snap in snapshots {
         let name = snapshot::snapshot_name(snap);
         let path = dir.join(&name);
@@ -244,7 +254,9 @@ fn choose_snapshot(
                 replay_tail(&image, &loaded, sink);
                 stats.snapshot_loaded = true;
                 stats.snapshot_entries = loaded.entries;
-                return Ok(Some((loaded.cut.cut_lsn, loaded.cut.token_hwm)));
+                let c = loaded.cut;
+                let resume = Some((c.resume_segment, usize::try_from(c.resume_offset).unwrap_or(usize::MAX)));
+                return Ok(Some(Chosen { cut: c.cut_lsn, token: c.token_hwm, resume }));
             }
             Err(e) if mode == RecoveryMode::Absolute => return Err(e),
             Err(_) => {
@@ -297,6 +309,11 @@ struct Replay<'a> {
     repairs: Vec<Repair>,
     /// The snapshot's cut: records at or below it are already applied.
     cut: u64,
+    /// Where the record after the cut starts (segment, stream offset).
+    resume: Option<(u64, usize)>,
+    /// The WAL reaches the resume position (or a segment starts right
+    /// after the cut).
+    resume_found: bool,
     /// The LSN the next record must carry.
     expected: u64,
     last_lsn: u64,
@@ -318,9 +335,10 @@ enum SegmentEnd {
 }
 
 impl<'a> Replay<'a> {
-    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, cut: u64, token: u64) -> Replay<'a> {
+    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, snap: &Chosen) -> Replay<'a> {
         let stats = RecoveryStats::default();
-        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
+        let (cut, token, resume) = (snap.cut, snap.token, snap.resume);
+        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, resume, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
     }
 
     fn map(&self, first: u64) -> Result<(String, PathBuf, super::vfs::Image)> {
@@ -332,10 +350,10 @@ impl<'a> Replay<'a> {
 
     /// Replays every segment in order; returns the segments kept.
     fn segments(&mut self, segments: &[u64]) -> Result<Vec<u64>> {
-        // A segment whose records are all at or below the cut is not read.
-        let cut = self.cut;
-        let needed = |i: usize| segments.get(i + 1).map_or(true, |&n| n - 1 > cut);
-        self.expected = segments.iter().enumerate().find(|(i, _)| needed(*i)).map_or(self.cut + 1, |(_, &f)| f.min(self.cut + 1));
+        // Segments before the one holding the record after the cut hold
+        // only records the snapshot has: they are not read at all.
+        let resume_segment = self.resume.map_or(0, |(seg, _)| seg);
+        let needed = |i: usize| segments[i] >= resume_segment;
         let mut hint = 0;
         for (_, &first) in segments.iter().enumerate().filter(|(i, _)| needed(*i)) {
             hint += block::count_records(&self.map(first)?.2);
@@ -348,7 +366,12 @@ impl<'a> Replay<'a> {
                 continue;
             }
             let next_first = segments.get(i + 1).copied();
-            match self.segment(first, next_first)? {
+            let start = match self.resume {
+                Some((seg, offset)) if seg == first => offset,
+                _ => 0,
+            };
+            self.resume_found |= first == self.cut + 1 || (start > 0 && first == resume_segment);
+            match self.segment(first, next_first, start)? {
                 SegmentEnd::Complete => kept.push(first),
                 SegmentEnd::Stop { keep } => {
                     if keep {
@@ -375,15 +398,24 @@ impl<'a> Replay<'a> {
         Ok(())
     }
 
-    fn segment(&mut self, first: u64, next_first: Option<u64>) -> Result<SegmentEnd> {
+    fn segment(&mut self, first: u64, next_first: Option<u64>, start: usize) -> Result<SegmentEnd> {
         let (name, path, image) = self.map(first)?;
         let stream = block::deblock(&image);
         let seg = Seg { name: &name, path: &path, image: &image, stream: &stream, first };
         let mut header = match wal::decode_segment_header(&name, &image) {
+            // Reading starts after the cut: a damaged header loses nothing
+            // (block headers are bound to the LSN in the file name).
+            _ if start > 0 => None,
             Ok(lsn) if lsn == first => None,
             Ok(lsn) => Some(format!("{name} at offset 0: header names LSN {lsn}")),
             Err(e) => Some(e.to_string()),
         };
+        if start > stream.len() {
+            // The segment ends before the record after the cut: cut back
+            // by an earlier repair, or damaged. What follows decides.
+            self.resume_found = false;
+            return Ok(SegmentEnd::Complete);
+        }
         if first > self.expected {
             if first - 1 > self.cut && !std::mem::take(&mut self.lost_tail) {
                 let reason = format!("{name}: LSNs {} to {} are missing (a segment is missing)", self.expected, first - 1);
@@ -401,15 +433,15 @@ impl<'a> Replay<'a> {
             self.expected = first;
         }
         let mut batch = Vec::with_capacity(1024);
-        let end = self.read_stream(&seg, next_first, header, &mut batch);
+        let end = self.read_stream(&seg, next_first, header, start, &mut batch);
         self.sink.records(&batch);
         end
     }
 
     /// Reads the records of one segment's stream, applying those after the
     /// cut; `header_damage` says the segment header itself is bad.
-    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, header_damage: Option<String>, batch: &mut Vec<(u64, RecordView<'s>)>) -> Result<SegmentEnd> {
-        let mut at = 0;
+    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, header_damage: Option<String>, start: usize, batch: &mut Vec<(u64, RecordView<'s>)>) -> Result<SegmentEnd> {
+        let mut at = start;
         let mut damage = header_damage.map(|r| (r, true));
         loop {
             if let Some((reason, in_header)) = damage.take() {

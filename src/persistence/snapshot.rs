@@ -21,6 +21,10 @@ pub const SNAPSHOT_VERSION: u32 = 2;
 pub const SNAPSHOT_HEADER_LEN: usize = 48;
 pub const SNAPSHOT_TRAILER_LEN: usize = 40;
 
+/// The tail section's fixed part: cut, token mark, resume segment and
+/// offset, then the record count and byte length.
+const TAIL_HEAD: usize = 48;
+
 pub const KIND_BYTES: u8 = 0;
 pub const KIND_INT: u8 = 1;
 
@@ -68,6 +72,11 @@ pub struct SnapshotCut {
     pub cut_lsn: u64,
     /// Every fencing token handed out before the cut is <= this.
     pub token_hwm: u64,
+    /// Where the record after the cut starts: the first LSN of its WAL
+    /// segment and its offset in that segment's record stream. Recovery
+    /// starts reading there, so it never parses a record the snapshot holds.
+    pub resume_segment: u64,
+    pub resume_offset: u64,
 }
 
 /// Appends one entry in snapshot layout.
@@ -127,11 +136,10 @@ impl SnapshotWriter {
     /// Writes the tail: the cut, and `count` sealed WAL records, in LSN
     /// order, that bring every shard from its covered LSN to the cut.
     pub fn tail(&mut self, cut: SnapshotCut, count: u64, records: &[u8]) -> Result<()> {
-        let mut head = [0u8; 32];
-        head[..8].copy_from_slice(&cut.cut_lsn.to_le_bytes());
-        head[8..16].copy_from_slice(&cut.token_hwm.to_le_bytes());
-        head[16..24].copy_from_slice(&count.to_le_bytes());
-        head[24..].copy_from_slice(&(records.len() as u64).to_le_bytes());
+        let mut head = [0u8; TAIL_HEAD];
+        for (i, v) in [cut.cut_lsn, cut.token_hwm, cut.resume_segment, cut.resume_offset, count, records.len() as u64].into_iter().enumerate() {
+            head[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        }
         self.put(&head)?;
         self.put(records)
     }
@@ -237,14 +245,17 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
             entries += 1;
         }
     }
-    if off + 16 > body_end {
+    if off + TAIL_HEAD > body_end {
         return Err(bad(off, "tail header past the end"));
     }
-    let cut = SnapshotCut { cut_lsn: u64_at(off), token_hwm: u64_at(off + 8) };
+    let cut = SnapshotCut { cut_lsn: u64_at(off), token_hwm: u64_at(off + 8), resume_segment: u64_at(off + 16), resume_offset: u64_at(off + 24) };
+    if cut.resume_segment == 0 || cut.resume_segment > cut.cut_lsn + 1 {
+        return Err(bad(off + 16, "the resume segment cannot hold the record after the cut"));
+    }
     if shard_lsns.iter().any(|&l| l > cut.cut_lsn) {
         return Err(bad(off, "a shard covers more than the snapshot's cut"));
     }
-    let (tail, tail_records) = check_tail(b, off + 16, body_end, &shard_lsns, cut.cut_lsn).map_err(|(o, what)| bad(o, what))?;
+    let (tail, tail_records) = check_tail(b, off + 32, body_end, &shard_lsns, cut.cut_lsn).map_err(|(o, what)| bad(o, what))?;
     if tail.end != body_end || u64_at(body_end) != entries {
         return Err(bad(tail.end, "entry count does not match the trailer"));
     }
