@@ -79,9 +79,18 @@ fn sweep_cycle(inner: &Inner, start: usize, log: Option<&Appender>) -> usize {
     start
 }
 
-/// Sweeps every shard now.
+/// Sweeps every shard now, as one operation: every shard is locked (in
+/// index order, as multi-key writes do) while the expired keys are logged
+/// and removed, so a recovered prefix of the log never holds half a sweep.
 pub fn sweep_all(inner: &Inner, log: Option<&Appender>) -> usize {
-    (0..inner.shards.len()).map(|i| sweep_shard(inner, i, log)).sum()
+    let mut guards: Vec<_> = inner.shards.iter().map(|s| s.write()).collect();
+    let now = inner.now();
+    let keys: Vec<Vec<u8>> = guards.iter().flat_map(|g| g.expired_keys(now)).collect();
+    let removed = log_removals(&keys, log);
+    for k in &keys[..removed] {
+        guards[inner.shard_index(k)].remove_any(k);
+    }
+    removed
 }
 
 /// Keys per removal record: bounded well below the record size limit.
@@ -92,18 +101,24 @@ const KEYS_PER_RECORD: usize = 1024;
 fn sweep_shard(inner: &Inner, shard: usize, log: Option<&Appender>) -> usize {
     let mut s = inner.shards[shard].write();
     let keys = s.expired_keys(inner.now());
-    let mut removed = 0;
-    for chunk in keys.chunks(KEYS_PER_RECORD) {
-        if let Some(log) = log {
-            let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-            if log.append(&Record::MDel { keys: &refs }).is_err() {
-                break;
-            }
-        }
-        for k in chunk {
-            s.remove_any(k);
-        }
-        removed += chunk.len();
+    let removed = log_removals(&keys, log);
+    for k in &keys[..removed] {
+        s.remove_any(k);
     }
     removed
+}
+
+/// Logs the removal of `keys` (callers hold their shard locks); returns how
+/// many were logged, from the front: only those may be removed.
+fn log_removals(keys: &[Vec<u8>], log: Option<&Appender>) -> usize {
+    let Some(log) = log else { return keys.len() };
+    let mut logged = 0;
+    for chunk in keys.chunks(KEYS_PER_RECORD) {
+        let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
+        if log.append(&Record::MDel { keys: &refs }).is_err() {
+            break;
+        }
+        logged += chunk.len();
+    }
+    logged
 }

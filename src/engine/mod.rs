@@ -538,9 +538,15 @@ impl Engine {
 
     /// Reclaims expired keys in every shard now (logging the removals);
     /// returns how many.
+    /// In `SyncMode::Always` the removals are durable when it returns.
     pub fn sweep_expired(&self) -> usize {
         let log = self.durability.as_ref().map(|d| d.appender());
-        expiry::sweep_all(&self.inner, log.as_ref())
+        let swept = expiry::sweep_all(&self.inner, log.as_ref());
+        if let Some(d) = &self.durability {
+            // A failed handle keeps what it could not log; nothing to wait for.
+            let _ = d.commit(d.stats().last_lsn, false);
+        }
+        swept
     }
 
     /// `Error::Failed` once the handle failed, else Ok.

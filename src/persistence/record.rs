@@ -21,6 +21,10 @@ pub const RECORD_PREFIX: usize = 8;
 /// length field as damage.
 pub const MAX_RECORD_BODY: usize = (1 << 30) + (1 << 20);
 
+/// The smallest Lock record on disk (1-byte key and owner): a run of `n`
+/// unreadable bytes held at most `n / MIN_LOCK_RECORD` fencing tokens.
+pub const MIN_LOCK_RECORD: u64 = (RECORD_PREFIX + 33 + 2) as u64;
+
 /// The body size of an mset record of these pairs.
 pub fn mset_body_len(keys: &[&[u8]], values: &[&[u8]]) -> usize {
     8 + 1 + 8 + 4 + keys.iter().chain(values).map(|b| 4 + b.len()).sum::<usize>()

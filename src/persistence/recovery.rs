@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::block;
-use super::record::RecordView;
+use super::record::{RecordView, MIN_LOCK_RECORD};
 use super::snapshot::{self, parse_snapshot_name, LoadedSnapshot, SnapEntry, SnapshotMeta};
 use super::vfs::Vfs;
 use super::wal::{self, parse_segment_name, ScanView, SEGMENT_HEADER_LEN};
@@ -136,6 +136,10 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sin
     repairs.extend(replay.repairs);
     let repaired = repaired || repairs.iter().any(|r| matches!(r, Repair::SetAside(_)));
 
+    // Tokens granted by records that damage made unreadable are unknown,
+    // but each took one Lock record: skip past as many as the lost bytes
+    // could have held, so no token is ever handed out twice.
+    let max_token = if stats.corrupt_records > 0 { max_token + stats.bytes_dropped / MIN_LOCK_RECORD + 1 } else { max_token };
     apply_repairs(vfs, dir, &repairs)?;
     stats.duration_us = started.elapsed().as_micros() as u64;
     let next_lsn = wal_end.max(cut).max(max_seen) + 1;
