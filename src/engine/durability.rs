@@ -25,7 +25,7 @@ use super::restore::Restore;
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
 use crate::persistence::block;
-use crate::persistence::record::{seal_all, Record, RECORD_PREFIX};
+use crate::persistence::record::{record_starts, seal_all, Record, RECORD_PREFIX};
 use crate::persistence::recovery::{self, RecoveryStats};
 use crate::persistence::snapshot::{self, encode_entry, SnapshotCut, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
 use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
@@ -415,52 +415,7 @@ impl Durability {
     pub fn appender(&self) -> Appender {
         Appender(self.shared.clone())
     }
-}
 
-/// Assigns the next LSN and encodes the record into the queue; called
-/// with the record's shard lock(s) held, so queue order is apply order.
-fn append(sh: &Shared, rec: &Record<'_>) -> Result<u64> {
-    let mut q = sh.queue();
-    while q.buf.len() >= MAX_QUEUED_BYTES {
-        if sh.is_failed() {
-            return Err(sh.failure());
-        }
-        q.space_waiters += 1;
-        q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
-        q.space_waiters -= 1;
-    }
-    if sh.is_failed() {
-        return Err(sh.failure());
-    }
-    let lsn = q.next_lsn;
-    q.next_lsn += 1;
-    let before = q.buf.len();
-    rec.encode_unsealed(lsn, &mut q.buf);
-    if q.capture.is_some() {
-        let Queue { buf, capture, .. } = &mut *q;
-        capture.as_mut().expect("capturing").extend_from_slice(&buf[before..]);
-    }
-    q.records += 1;
-    q.records_since_snapshot += 1;
-    q.bytes_since_snapshot += (q.buf.len() - before) as u64;
-    if q.writer_sleeping && q.buf.len() >= WRITE_EARLY_BYTES {
-        q.writer_sleeping = false;
-        sh.wake_writer.notify_one();
-    }
-    Ok(lsn)
-}
-
-/// Queues records from outside the engine's write paths (the expiry sweep).
-pub struct Appender(Arc<Shared>);
-
-impl Appender {
-    /// Queues a record; called with the record's shard lock(s) held.
-    pub fn append(&self, rec: &Record<'_>) -> Result<u64> {
-        append(&self.0, rec)
-    }
-}
-
-impl Durability {
     /// Waits for durability when the mode (or `force`) asks for it.
     pub fn commit(&self, lsn: u64, force: bool) -> Result<()> {
         if force || self.shared.sync_mode == SyncMode::Always {
@@ -548,6 +503,49 @@ impl Durability {
 impl Drop for Durability {
     fn drop(&mut self) {
         self.stop_threads();
+    }
+}
+
+/// Assigns the next LSN and encodes the record into the queue; called
+/// with the record's shard lock(s) held, so queue order is apply order.
+fn append(sh: &Shared, rec: &Record<'_>) -> Result<u64> {
+    let mut q = sh.queue();
+    while q.buf.len() >= MAX_QUEUED_BYTES {
+        if sh.is_failed() {
+            return Err(sh.failure());
+        }
+        q.space_waiters += 1;
+        q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
+        q.space_waiters -= 1;
+    }
+    if sh.is_failed() {
+        return Err(sh.failure());
+    }
+    let lsn = q.next_lsn;
+    q.next_lsn += 1;
+    let before = q.buf.len();
+    rec.encode_unsealed(lsn, &mut q.buf);
+    if q.capture.is_some() {
+        let Queue { buf, capture, .. } = &mut *q;
+        capture.as_mut().expect("capturing").extend_from_slice(&buf[before..]);
+    }
+    q.records += 1;
+    q.records_since_snapshot += 1;
+    q.bytes_since_snapshot += (q.buf.len() - before) as u64;
+    if q.writer_sleeping && q.buf.len() >= WRITE_EARLY_BYTES {
+        q.writer_sleeping = false;
+        sh.wake_writer.notify_one();
+    }
+    Ok(lsn)
+}
+
+/// Queues records from outside the engine's write paths (the expiry sweep).
+pub struct Appender(Arc<Shared>);
+
+impl Appender {
+    /// Queues a record; called with the record's shard lock(s) held.
+    pub fn append(&self, rec: &Record<'_>) -> Result<u64> {
+        append(&self.0, rec)
     }
 }
 
@@ -812,20 +810,14 @@ fn resume_position(sh: &Shared, cut: u64) -> Result<(u64, u64)> {
 
 /// The captured records with LSNs above `min_lsn`, sealed, and their count.
 fn tail_after(mut captured: Vec<u8>, min_lsn: u64) -> (u64, Vec<u8>) {
-    let (mut at, mut start, mut count) = (0, None, 0);
-    while at < captured.len() {
-        let len = u32::from_le_bytes(captured[at..at + 4].try_into().unwrap()) as usize;
-        let lsn = u64::from_le_bytes(captured[at + RECORD_PREFIX..at + RECORD_PREFIX + 8].try_into().unwrap());
-        if lsn > min_lsn {
-            start.get_or_insert(at);
-            count += 1;
-        }
-        at += RECORD_PREFIX + len;
-    }
-    let start = start.unwrap_or(captured.len());
-    captured.drain(..start);
+    // Records are in LSN order, and the LSN opens each body.
+    let lsn_at = |at: usize| u64::from_le_bytes(captured[at + RECORD_PREFIX..at + RECORD_PREFIX + 8].try_into().unwrap());
+    let starts: Vec<usize> = record_starts(&captured).collect();
+    let keep = starts.partition_point(|&at| lsn_at(at) <= min_lsn);
+    let from = starts.get(keep).copied().unwrap_or(captured.len());
+    captured.drain(..from);
     seal_all(&mut captured);
-    (count, captured)
+    ((starts.len() - keep) as u64, captured)
 }
 
 /// Keeps the newest `keep` snapshots, and the WAL segments that the two

@@ -82,15 +82,16 @@ fn sweep_cycle(inner: &Inner, start: usize, log: Option<&Appender>) -> usize {
 /// Sweeps every shard now, as one operation: every shard is locked (in
 /// index order, as multi-key writes do) while the expired keys are logged
 /// and removed, so a recovered prefix of the log never holds half a sweep.
-pub fn sweep_all(inner: &Inner, log: Option<&Appender>) -> usize {
+/// Returns how many were removed and the LSN of the last record logged.
+pub fn sweep_all(inner: &Inner, log: Option<&Appender>) -> (usize, Option<u64>) {
     let mut guards: Vec<_> = inner.shards.iter().map(|s| s.write()).collect();
     let now = inner.now();
     let keys: Vec<Vec<u8>> = guards.iter().flat_map(|g| g.expired_keys(now)).collect();
-    let removed = log_removals(&keys, log);
+    let (removed, last_lsn) = log_removals(&keys, log);
     for k in &keys[..removed] {
         guards[inner.shard_index(k)].remove_any(k);
     }
-    removed
+    (removed, last_lsn)
 }
 
 /// Keys per removal record: bounded well below the record size limit.
@@ -101,7 +102,7 @@ const KEYS_PER_RECORD: usize = 1024;
 fn sweep_shard(inner: &Inner, shard: usize, log: Option<&Appender>) -> usize {
     let mut s = inner.shards[shard].write();
     let keys = s.expired_keys(inner.now());
-    let removed = log_removals(&keys, log);
+    let (removed, _) = log_removals(&keys, log);
     for k in &keys[..removed] {
         s.remove_any(k);
     }
@@ -109,16 +110,18 @@ fn sweep_shard(inner: &Inner, shard: usize, log: Option<&Appender>) -> usize {
 }
 
 /// Logs the removal of `keys` (callers hold their shard locks); returns how
-/// many were logged, from the front: only those may be removed.
-fn log_removals(keys: &[Vec<u8>], log: Option<&Appender>) -> usize {
-    let Some(log) = log else { return keys.len() };
-    let mut logged = 0;
+/// many were logged, from the front (only those may be removed), and the
+/// LSN of the last record.
+fn log_removals(keys: &[Vec<u8>], log: Option<&Appender>) -> (usize, Option<u64>) {
+    let Some(log) = log else { return (keys.len(), None) };
+    let (mut logged, mut last_lsn) = (0, None);
     for chunk in keys.chunks(KEYS_PER_RECORD) {
         let refs: Vec<&[u8]> = chunk.iter().map(Vec::as_slice).collect();
-        if log.append(&Record::MDel { keys: &refs }).is_err() {
-            break;
+        match log.append(&Record::MDel { keys: &refs }) {
+            Ok(lsn) => last_lsn = Some(lsn),
+            Err(_) => break,
         }
         logged += chunk.len();
     }
-    logged
+    (logged, last_lsn)
 }

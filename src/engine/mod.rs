@@ -183,10 +183,11 @@ impl Engine {
         }
     }
 
-    /// Reads fail on a failed handle too: memory may hold writes whose
-    /// fsync failed and whose calls returned an error.
+    /// `Error::Failed` once the handle failed, else Ok. Reads check it
+    /// too: memory may hold writes whose fsync failed and whose calls
+    /// returned an error.
     #[inline]
-    fn check_readable(&self) -> Result<()> {
+    pub fn check_usable(&self) -> Result<()> {
         if self.inner.failed.load(Ordering::Relaxed) {
             return self.check_writable();
         }
@@ -234,7 +235,7 @@ impl Engine {
     #[inline]
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         check_key(key)?;
-        self.check_readable()?;
+        self.check_usable()?;
         let s = self.read_shard(key);
         Ok(s.live(key, || self.inner.now()).map(|e| e.value().with_bytes(f)))
     }
@@ -245,7 +246,7 @@ impl Engine {
 
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
-        self.check_readable()?;
+        self.check_usable()?;
         Ok(self.read_shard(key).live(key, || self.inner.now()).is_some())
     }
 
@@ -359,7 +360,7 @@ impl Engine {
     /// Milliseconds left: `Some(-1)` for no expiry, `None` if absent.
     pub fn ttl(&self, key: &[u8]) -> Result<Option<i64>> {
         check_key(key)?;
-        self.check_readable()?;
+        self.check_usable()?;
         let s = self.read_shard(key);
         let now = self.inner.now();
         Ok(s.live(key, || now).map(|e| match e.expires_at() {
@@ -411,7 +412,7 @@ impl Engine {
         for k in keys {
             check_key(k)?;
         }
-        self.check_readable()?;
+        self.check_usable()?;
         let idx = self.shard_set(keys);
         let guards: Vec<(usize, RwLockReadGuard<'_, ShardData>)> =
             idx.iter().map(|&i| (i, self.inner.shards[i].read())).collect();
@@ -541,17 +542,12 @@ impl Engine {
     /// In `SyncMode::Always` the removals are durable when it returns.
     pub fn sweep_expired(&self) -> usize {
         let log = self.durability.as_ref().map(|d| d.appender());
-        let swept = expiry::sweep_all(&self.inner, log.as_ref());
-        if let Some(d) = &self.durability {
+        let (swept, last_lsn) = expiry::sweep_all(&self.inner, log.as_ref());
+        if let (Some(d), Some(lsn)) = (&self.durability, last_lsn) {
             // A failed handle keeps what it could not log; nothing to wait for.
-            let _ = d.commit(d.stats().last_lsn, false);
+            let _ = d.commit(lsn, false);
         }
         swept
-    }
-
-    /// `Error::Failed` once the handle failed, else Ok.
-    pub fn check_usable(&self) -> Result<()> {
-        self.check_readable()
     }
 
     /// True once a WAL write or fsync failed: every call but `stats` and

@@ -15,7 +15,7 @@
 //! `segment_first_lsn: u64 | block_index: u64 | first: u32`, which binds the
 //! header to its segment and position.
 
-use super::record::RECORD_PREFIX;
+use super::record::{record_starts, RECORD_PREFIX};
 use super::wal::SEGMENT_HEADER_LEN;
 
 pub const BLOCK: usize = 32 << 10;
@@ -117,14 +117,15 @@ pub fn count_records(image: &[u8]) -> u64 {
 /// record arrives in a later batch.
 pub fn frame(out: &mut Vec<u8>, batch: &[u8], mut file_len: u64, segment_first_lsn: u64) {
     out.clear();
+    let mut starts = record_starts(batch).chain(std::iter::once(batch.len()));
     let mut i = 0;
-    let mut next_start = 0; // the first record start in `batch` not before `i`
+    let mut next_start = starts.next().unwrap_or(0); // the first record start not before `i`
     while i < batch.len() {
         let in_block = (file_len % BLOCK as u64) as usize;
         if in_block == 0 {
             let payload_end = i + PAYLOAD;
             while next_start < i {
-                next_start += RECORD_PREFIX + u32::from_le_bytes(batch[next_start..next_start + 4].try_into().unwrap()) as usize;
+                next_start = starts.next().unwrap_or(usize::MAX);
             }
             let first = if next_start < payload_end { (BLOCK_HEADER + next_start - i) as u32 } else { 0 };
             out.extend_from_slice(&encode_header(segment_first_lsn, file_len / BLOCK as u64, first));

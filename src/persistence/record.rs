@@ -141,6 +141,19 @@ impl Record<'_> {
     }
 }
 
+/// Where each record of a run of whole records starts, following the
+/// length prefixes without checking them: for buffers the writer built, or
+/// as a hint. Stops where no whole prefix is left.
+pub fn record_starts(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
+    let mut at = 0usize;
+    std::iter::from_fn(move || {
+        let prefix = buf.get(at..at.checked_add(RECORD_PREFIX)?)?;
+        let start = at;
+        at = at.saturating_add(RECORD_PREFIX + u32::from_le_bytes(prefix[..4].try_into().unwrap()) as usize);
+        Some(start)
+    })
+}
+
 /// Fills in the CRC of every record in `buf`, a run of whole records
 /// written by `encode_unsealed`.
 pub fn seal_all(buf: &mut [u8]) {

@@ -357,15 +357,14 @@ impl<'a> Replay<'a> {
         // Segments before the one holding the record after the cut hold
         // only records the snapshot has: they are not read at all.
         let resume_segment = self.resume.map_or(0, |(seg, _)| seg);
-        let needed = |i: usize| segments[i] >= resume_segment;
         let mut hint = 0;
-        for (_, &first) in segments.iter().enumerate().filter(|(i, _)| needed(*i)) {
+        for &first in segments.iter().filter(|&&f| f >= resume_segment) {
             hint += block::count_records(&self.map(first)?.2);
         }
         self.sink.reserve(hint);
         let mut kept = Vec::with_capacity(segments.len());
         for (i, &first) in segments.iter().enumerate() {
-            if !needed(i) {
+            if first < resume_segment {
                 kept.push(first);
                 continue;
             }
@@ -374,7 +373,6 @@ impl<'a> Replay<'a> {
                 Some((seg, offset)) if seg == first => offset,
                 _ => 0,
             };
-            self.resume_found |= first == self.cut + 1 || (start > 0 && first == resume_segment);
             match self.segment(first, next_first, start)? {
                 SegmentEnd::Complete => kept.push(first),
                 SegmentEnd::Stop { keep } => {
@@ -414,10 +412,12 @@ impl<'a> Replay<'a> {
             Ok(lsn) => Some(format!("{name} at offset 0: header names LSN {lsn}")),
             Err(e) => Some(e.to_string()),
         };
+        // The WAL continues the snapshot if this segment reaches its resume
+        // offset, or starts right after the cut.
+        self.resume_found |= (start > 0 && start <= stream.len()) || first == self.cut + 1;
         if start > stream.len() {
             // The segment ends before the record after the cut: cut back
             // by an earlier repair, or damaged. What follows decides.
-            self.resume_found = false;
             return Ok(SegmentEnd::Complete);
         }
         if first > self.expected {
@@ -516,8 +516,12 @@ impl<'a> Replay<'a> {
         }
         self.stats.corrupt_records += 1;
         self.repaired = true;
-        let stream_end = seg.stream.len();
-        let from = if whole || at >= stream_end { if whole { 0 } else { seg.image.len() } } else { block::physical(at) };
+        // Where the lost bytes start in the file.
+        let from = match () {
+            _ if whole => 0,
+            _ if at >= seg.stream.len() => seg.image.len(),
+            _ => block::physical(at),
+        };
         if self.mode == RecoveryMode::SkipCorrupted {
             let until = resume.map_or(seg.image.len(), |(r, _)| block::physical(r));
             self.stats.bytes_dropped += until.saturating_sub(from) as u64;
@@ -526,7 +530,7 @@ impl<'a> Replay<'a> {
         }
         self.salvage_marks(seg.image, seg.stream, seg.first, at);
         self.stats.bytes_dropped += (seg.image.len() - from) as u64;
-        if from < SEGMENT_HEADER_LEN {
+        if whole {
             self.repairs.push(Repair::SetAside(seg.path.to_path_buf()));
             return Ok(SegmentEnd::Stop { keep: false });
         }

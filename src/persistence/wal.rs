@@ -4,7 +4,7 @@
 //! logical stream that `block::deblock` returns.
 
 use crate::error::{Error, Result};
-use crate::persistence::record::{decode_view, OwnedRecord, RecordView, RECORD_PREFIX};
+use crate::persistence::record::{decode_view, record_starts, OwnedRecord, RecordView, RECORD_PREFIX};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DBKVWAL\0";
 pub const SEGMENT_VERSION: u32 = 2;
@@ -122,13 +122,7 @@ pub fn read_view(b: &[u8], offset: usize) -> ScanView<'_> {
 /// How many records a logical stream seems to hold, following length
 /// prefixes without checking anything: a cheap hint for sizing tables.
 pub fn count_records(b: &[u8]) -> u64 {
-    let mut at = 0;
-    let mut n = 0;
-    while at + RECORD_PREFIX <= b.len() {
-        at += RECORD_PREFIX + u32::from_le_bytes(b[at..at + 4].try_into().unwrap()) as usize;
-        n += 1;
-    }
-    n
+    record_starts(b).count() as u64
 }
 
 /// Every record of a segment image up to the first damage, with its file
