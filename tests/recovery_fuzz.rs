@@ -28,15 +28,17 @@
 //! nothing on disk.
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use dbkv::engine::{Clock, LockOutcome, Options, OwnerOutcome, RecoveryMode, SyncMode};
 use dbkv::persistence::record::Record;
-use dbkv::persistence::vfs::{SimVfs, Vfs};
+use dbkv::persistence::vfs::SimVfs;
 use dbkv::Engine;
+
+mod common;
 
 type Image = BTreeMap<String, Vec<u8>>;
 type Dump = Vec<(Vec<u8>, Vec<u8>)>;
@@ -112,28 +114,11 @@ fn opts(sim: &SimVfs, mode: RecoveryMode, clock: Clock, sync: SyncMode) -> Optio
 }
 
 fn image(sim: &SimVfs) -> Image {
-    let dir = db_dir();
-    let mut m = Image::new();
-    for name in sim.list(&dir).unwrap_or_default() {
-        if let Ok(b) = sim.read(&dir.join(&name)) {
-            m.insert(name, b);
-        }
-    }
-    m
+    common::sim_image(sim, &db_dir())
 }
 
 fn sim_from(img: &Image) -> SimVfs {
-    let sim = SimVfs::new();
-    let dir = db_dir();
-    sim.create_dir(Path::new("/sim")).unwrap();
-    sim.create_dir(&dir).unwrap();
-    for (name, bytes) in img {
-        let mut f = sim.create(&dir.join(name)).unwrap();
-        f.write_all(bytes).unwrap();
-        f.sync().unwrap();
-    }
-    sim.sync_dir(&dir).unwrap();
-    sim
+    common::sim_with(img, &db_dir())
 }
 
 fn dump(e: &Engine) -> Dump {

@@ -21,7 +21,7 @@
 //! images come from the crate's own encoder (`Record::encode`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -29,6 +29,8 @@ use dbkv::engine::{Clock, LockOutcome, Options, OwnerOutcome, RecoveryMode, Sync
 use dbkv::persistence::record::Record;
 use dbkv::persistence::vfs::{SimVfs, Vfs};
 use dbkv::{Engine, Error};
+
+mod common;
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -95,27 +97,12 @@ fn show(k: &[u8]) -> String {
 
 /// Every file of the data directory: name -> bytes.
 fn image(sim: &SimVfs) -> BTreeMap<String, Vec<u8>> {
-    let dir = db_dir();
-    let mut m = BTreeMap::new();
-    for name in sim.list(&dir).unwrap() {
-        m.insert(name.clone(), sim.read(&dir.join(&name)).unwrap());
-    }
-    m
+    common::sim_image(sim, &db_dir())
 }
 
 /// A fresh simulated disk holding exactly `img` (durably).
 fn sim_from(img: &BTreeMap<String, Vec<u8>>) -> SimVfs {
-    let sim = SimVfs::new();
-    let dir = db_dir();
-    sim.create_dir(Path::new("/sim")).unwrap();
-    sim.create_dir(&dir).unwrap();
-    for (name, bytes) in img {
-        let mut f = sim.create(&dir.join(name)).unwrap();
-        f.write_all(bytes).unwrap();
-        f.sync().unwrap();
-    }
-    sim.sync_dir(&dir).unwrap();
-    sim
+    common::sim_with(img, &db_dir())
 }
 
 fn describe(img: &BTreeMap<String, Vec<u8>>) -> String {

@@ -823,8 +823,7 @@ fn restart_model_random_histories() {
 
 /// All files of the directory and their bytes.
 fn image(sim: &SimVfs) -> BTreeMap<String, Vec<u8>> {
-    let dir = Path::new(DIR);
-    sim.list(dir).unwrap().into_iter().map(|n| (n.clone(), sim.read(&dir.join(&n)).unwrap())).collect()
+    common::sim_image(sim, Path::new(DIR))
 }
 
 fn is_segment(n: &str) -> bool {

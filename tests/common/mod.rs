@@ -26,3 +26,30 @@ impl Rng {
         &s[self.below(s.len())]
     }
 }
+
+/// Every file of a simulated directory and its bytes (the directory as a
+/// process would see it), for copying a fixture or comparing before/after.
+#[allow(dead_code)]
+pub fn sim_image(sim: &dbkv::persistence::vfs::SimVfs, dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use dbkv::persistence::vfs::Vfs;
+    let names = sim.list(dir).unwrap_or_default();
+    names.into_iter().filter_map(|n| sim.read(&dir.join(&n)).ok().map(|b| (n, b))).collect()
+}
+
+/// A fresh simulated disk holding exactly `img` in `dir`, durably.
+#[allow(dead_code)]
+pub fn sim_with(img: &std::collections::BTreeMap<String, Vec<u8>>, dir: &std::path::Path) -> dbkv::persistence::vfs::SimVfs {
+    use dbkv::persistence::vfs::Vfs;
+    let sim = dbkv::persistence::vfs::SimVfs::new();
+    if let Some(parent) = dir.parent() {
+        sim.create_dir(parent).unwrap();
+    }
+    sim.create_dir(dir).unwrap();
+    for (name, bytes) in img {
+        let mut f = sim.create(&dir.join(name)).unwrap();
+        f.write_all(bytes).unwrap();
+        f.sync().unwrap();
+    }
+    sim.sync_dir(dir).unwrap();
+    sim
+}
