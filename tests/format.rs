@@ -907,13 +907,14 @@ fn golden_snapshot() -> Vec<u8> {
         "2a00000000000000", // token high-water mark 42
         "0100000000000000", // resume segment: first LSN 1
         "f401000000000000", // resume offset 500 in its record stream
+        "2100000023456789", // resume check: prefix of record 11 (len 0x21, CRC 0x89674523)
         "0100000000000000", // 1 tail record
         "1600000000000000", // 22 tail bytes
         GOLDEN_TAIL_RECORD,
         // trailer
         "0300000000000000", // 3 entries in all
         // SHA-256 of everything above (checked with Python's hashlib)
-        "a3fb2eabf029b83be8443e96060722f66894d47abf668a91c75b476c28e8126b",
+        "e6248fb680db23788e3c7cf998b65bd7f3cf0436d68cddf5915f92e3016d27db",
     ])
 }
 
@@ -924,7 +925,7 @@ fn golden_meta() -> SnapshotMeta {
     SnapshotMeta { shard_count: 2, hash_seed: 0x0011_2233_4455_6677, created_ms: E + 123 }
 }
 
-const GOLDEN_CUT: SnapshotCut = SnapshotCut { cut_lsn: 11, token_hwm: 42, resume_segment: 1, resume_offset: 500 };
+const GOLDEN_CUT: SnapshotCut = SnapshotCut { cut_lsn: 11, token_hwm: 42, resume_segment: 1, resume_offset: 500, resume_check: 0x8967_4523_0000_0021 };
 
 /// A cut with the golden snapshot's resume position.
 fn cut_at(cut_lsn: u64, token_hwm: u64) -> SnapshotCut {
@@ -979,7 +980,7 @@ fn snapshot_entry_golden() {
 #[test]
 fn snapshot_file_golden() {
     let expected = golden_snapshot();
-    assert_eq!(expected.len(), 48 + (16 + 23 + 26) + (16 + 18) + (48 + 22) + 40);
+    assert_eq!(expected.len(), 48 + (16 + 23 + 26) + (16 + 18) + (56 + 22) + 40);
     // The digest agrees with an independent SHA-256 of the hand-built bytes.
     {
         use sha2::{Digest, Sha256};
@@ -1007,8 +1008,8 @@ fn snapshot_load_round_trip() {
     assert_eq!(loaded.shard_lsns, vec![10, 11]);
     assert_eq!(loaded.entries, 3);
     assert_eq!(loaded.tail_records, 1);
-    // The tail records lie between the 48-byte tail head and the trailer.
-    let tail_at = 48 + (16 + 23 + 26) + (16 + 18) + 48;
+    // The tail records lie between the 56-byte tail head and the trailer.
+    let tail_at = 48 + (16 + 23 + 26) + (16 + 18) + 56;
     assert_eq!(loaded.tail, tail_at..tail_at + 22);
     assert_eq!(to_hex(&b[loaded.tail.clone()]), to_hex(&hex(&[GOLDEN_TAIL_RECORD])));
     match read_record(&b[loaded.tail.clone()], 0) {
@@ -1169,7 +1170,7 @@ fn snapshot_tail_checks() {
     assert!(load_err(&shards, GOLDEN_CUT, 1, &del(11)[..21]).contains("bad record in the tail"));
     // A tail byte length past the end.
     let mut d = ok.clone();
-    let len_at = 48 + (16 + 23 + 26) + (16 + 18) + 40;
+    let len_at = 48 + (16 + 23 + 26) + (16 + 18) + 48;
     d[len_at..len_at + 8].copy_from_slice(&1000u64.to_le_bytes());
     reseal(&mut d);
     assert!(snapshot::load("snap", &d, |_| {}).err().expect("tail past the end").to_string().contains("tail past the end"));
@@ -1190,7 +1191,7 @@ fn snapshot_tail_checks() {
 #[test]
 fn snapshot_entry_key_lengths() {
     let meta = SnapshotMeta { shard_count: 1, hash_seed: 0, created_ms: 0 };
-    let cut = SnapshotCut { cut_lsn: 5, token_hwm: 0, resume_segment: 1, resume_offset: 0 };
+    let cut = SnapshotCut { cut_lsn: 5, token_hwm: 0, resume_segment: 1, resume_offset: 0, resume_check: 0 };
     for (len, ok) in [(0usize, false), (1, true), (65_535, true), (65_536, false)] {
         let mut s = Vec::new();
         encode_entry(&mut s, snapshot::KIND_BYTES, 0, b"x", b"before");
@@ -1210,20 +1211,21 @@ fn empty_snapshot_golden() {
     let meta = SnapshotMeta { shard_count: 1, hash_seed: 0, created_ms: 0 };
     // A new directory's first snapshot: nothing written yet, so record 1
     // will start at offset 0 of segment 1.
-    let cut = SnapshotCut { cut_lsn: 0, token_hwm: 0, resume_segment: 1, resume_offset: 0 };
+    let cut = SnapshotCut { cut_lsn: 0, token_hwm: 0, resume_segment: 1, resume_offset: 0, resume_check: 0 };
     let b = write_snapshot(&meta, &[(0, 0, Vec::new())], cut, 0, &[]);
-    assert_eq!(b.len(), 48 + 16 + 48 + 40);
+    assert_eq!(b.len(), 48 + 16 + 56 + 40);
     let body = hex(&[
         "44424b56534e4150 02000000 01000000 0000000000000000 0000000000000000 0000000000000000 0000000000000000",
         "0000000000000000 0000000000000000",                                     // shard 0: covered 0, no entries
         "0000000000000000 0000000000000000", // tail: cut 0, token mark 0
         "0100000000000000 0000000000000000", //       resume at segment 1, offset 0
+        "0000000000000000",                  //       no record before it to check
         "0000000000000000 0000000000000000", //       0 records, 0 bytes
         "0000000000000000",                                                      // total 0
     ]);
     assert_eq!(to_hex(&b[..body.len()]), to_hex(&body));
-    // SHA-256 of those 120 bytes
-    assert_eq!(to_hex(&b[body.len()..]), "532ec54f6c465fcea1c0cd36104b465360dd54f2ae6c4d986c88edc8efe29fd1");
+    // SHA-256 of those 128 bytes
+    assert_eq!(to_hex(&b[body.len()..]), "7a09282ab161affbea4dd0ca73d1be70b847182214f14116b821008eee5b0176");
     let loaded = snapshot::load("snap", &b, |_| panic!("no entries")).unwrap();
     assert_eq!((loaded.shard_lsns, loaded.entries, loaded.tail_records), (vec![0], 0, 0));
 }
@@ -1471,7 +1473,11 @@ fn engine_snapshot_is_one_cut() {
     let loaded = snapshot::load("snap", &b, |e| keys.push((e.key.to_vec(), e.expires_at))).unwrap();
     // Record 4 will start in segment 1 right after records 1 to 3
     // (35 + 35 + 44 bytes of record stream).
-    assert_eq!(loaded.cut, SnapshotCut { cut_lsn: 3, token_hwm: 1, resume_segment: 1, resume_offset: 114 });
+    // The check is the prefix (length and CRC) of record 3, which ends there.
+    let stream = block::deblock(&sim.read(&dir.join("wal-00000000000000000001.log")).unwrap());
+    let check = dbkv::persistence::record::prefix_word(&stream[70..]);
+    assert_eq!(check & 0xffff_ffff, 36, "record 3 has a 36-byte body");
+    assert_eq!(loaded.cut, SnapshotCut { cut_lsn: 3, token_hwm: 1, resume_segment: 1, resume_offset: 114, resume_check: check });
     assert_eq!(loaded.shard_lsns, vec![3]);
     assert_eq!((loaded.meta.shard_count, loaded.meta.created_ms), (1, E + 2000));
     assert_eq!(loaded.tail_records, 0, "one shard: nothing written during the copy");

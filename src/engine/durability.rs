@@ -25,7 +25,7 @@ use super::restore::Restore;
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
 use crate::persistence::block;
-use crate::persistence::record::{record_starts, seal_all, Record, RECORD_PREFIX};
+use crate::persistence::record::{prefix_word, record_starts, seal_all, Record, RECORD_PREFIX};
 use crate::persistence::recovery::{self, RecoveryStats};
 use crate::persistence::snapshot::{self, encode_entry, SnapshotCut, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
 use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
@@ -99,9 +99,9 @@ struct Shared {
     segments: Mutex<Vec<u64>>,
     /// The open segment; used only by the thread that set `Queue::flushing`.
     io: Mutex<Io>,
-    /// Where the record after a snapshot's cut lies: (cut, segment, stream
-    /// offset), resolved from `Queue::resume_mark`.
-    resume_at: Mutex<Option<(u64, u64, u64)>>,
+    /// Where the record after a snapshot's cut lies, resolved from
+    /// `Queue::resume_mark` by the flush that writes it.
+    resume_at: Mutex<Option<ResumeAt>>,
     /// Records per synced flush, recently at most (decays by one per flush),
     /// and the last fsync's duration: what a leader waits for, and how long.
     group_peak: AtomicU64,
@@ -199,13 +199,7 @@ impl Shared {
             let mut q = self.queue();
             let mut io = relock(&self.io);
             std::mem::swap(&mut q.buf, &mut io.batch);
-            if let Some((cut, offset)) = q.resume_mark.take() {
-                // The batch goes to the open segment, at its end: rotation
-                // happens only right after a batch is written.
-                let seg = io.segment.as_ref().expect("a segment is open");
-                let at = block::stream_len(seg.size as usize) + offset;
-                *relock(&self.resume_at) = Some((cut, seg.first_lsn, at as u64));
-            }
+            io.mark = q.resume_mark.take();
             if q.space_waiters > 0 {
                 self.space.notify_all();
             }
@@ -292,6 +286,11 @@ struct Io {
     batch: Vec<u8>,
     /// The batch with block headers inserted, as written to the file.
     framed: Vec<u8>,
+    /// A snapshot's resume mark taken with this batch (see `Queue`).
+    mark: Option<(u64, usize)>,
+    /// The prefix (`record::prefix_word`) of the last record written to the
+    /// open segment; 0 while it holds none.
+    last_prefix: u64,
     /// Bytes were written to the segment since its last fsync.
     unsynced: bool,
 }
@@ -353,7 +352,7 @@ impl Durability {
             group_peak: AtomicU64::new(1),
             fsync_ns: AtomicU64::new(0),
             resume_at: Mutex::new(None),
-            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), unsynced: false }),
+            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), mark: None, last_prefix: 0, unsynced: false }),
             vfs,
             dir: dir.clone(),
             sync_mode: opts.sync_mode,
@@ -587,8 +586,16 @@ fn write_loop(sh: &Shared) {
 /// durable LSN once nothing written is unsynced. Never retries an fsync.
 fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()> {
     let seg = io.segment.as_mut().expect("a segment is open");
-    if !io.batch.is_empty() {
-        seal_all(&mut io.batch);
+    let last_start = seal_all(&mut io.batch);
+    if let Some((cut, offset)) = io.mark.take() {
+        // The batch goes to the open segment, at its end: rotation happens
+        // only right after a batch is written.
+        let at = block::stream_len(seg.size as usize) + offset;
+        let check = if at == 0 { 0 } else { prefix_ending_at(&io.batch, offset, io.last_prefix) };
+        *relock(&sh.resume_at) = Some(ResumeAt { cut, segment: seg.first_lsn, offset: at as u64, check });
+    }
+    if let Some(last) = last_start {
+        io.last_prefix = prefix_word(&io.batch[last..]);
         block::frame(&mut io.framed, &io.batch, seg.size, seg.first_lsn);
         seg.file.write_all(&io.framed).map_err(|e| Error::io("write WAL segment", &e))?;
         seg.size += io.framed.len() as u64;
@@ -617,8 +624,27 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
     }
     if rotate {
         io.segment = Some(create_segment(sh, last_lsn + 1)?);
+        io.last_prefix = 0;
     }
     Ok(())
+}
+
+/// Where the record after a snapshot's cut starts in the WAL, and the
+/// prefix of the record that ends there (record `cut`; 0 at a segment's
+/// start): recovery checks it, so a resume position that no longer falls
+/// on that record boundary (bytes moved) is never trusted.
+#[derive(Clone, Copy)]
+struct ResumeAt {
+    cut: u64,
+    segment: u64,
+    offset: u64,
+    check: u64,
+}
+
+/// The prefix of the record of sealed `batch` that ends at `end`; `before`
+/// (the last record of an earlier batch) when `end` is 0.
+fn prefix_ending_at(batch: &[u8], end: usize, before: u64) -> u64 {
+    record_starts(batch).take_while(|&s| s < end).last().map_or(before, |s| prefix_word(&batch[s..]))
 }
 
 #[derive(Clone, Copy)]
@@ -786,8 +812,8 @@ fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64
     // that record was appended, so before this read.
     let token_hwm = inner.last_token.load(Ordering::SeqCst);
     sh.wait_durable(cut_lsn)?;
-    let (resume_segment, resume_offset) = resume_position(sh, cut_lsn)?;
-    let cut = SnapshotCut { cut_lsn, token_hwm, resume_segment, resume_offset };
+    let at = resume_position(sh, cut_lsn)?;
+    let cut = SnapshotCut { cut_lsn, token_hwm, resume_segment: at.segment, resume_offset: at.offset, resume_check: at.check };
     let (count, tail) = tail_after(captured, min_lsn);
     writer.tail(cut, count, &tail)?;
     let size = writer.finish()?;
@@ -797,11 +823,11 @@ fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64
 /// Where the record after `cut` starts (or will start) in the WAL: the
 /// flush that takes the queue buffer holding the mark resolves it; if none
 /// has yet, one is run.
-fn resume_position(sh: &Shared, cut: u64) -> Result<(u64, u64)> {
+fn resume_position(sh: &Shared, cut: u64) -> Result<ResumeAt> {
     loop {
-        if let Some((c, seg, at)) = *relock(&sh.resume_at) {
-            if c == cut {
-                return Ok((seg, at));
+        if let Some(at) = *relock(&sh.resume_at) {
+            if at.cut == cut {
+                return Ok(at);
             }
         }
         sh.flush_after_others(false)?;

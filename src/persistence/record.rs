@@ -155,16 +155,24 @@ pub fn record_starts(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
 }
 
 /// Fills in the CRC of every record in `buf`, a run of whole records
-/// written by `encode_unsealed`.
-pub fn seal_all(buf: &mut [u8]) {
-    let mut at = 0;
+/// written by `encode_unsealed`; returns where the last record starts.
+pub fn seal_all(buf: &mut [u8]) -> Option<usize> {
+    let (mut at, mut last) = (0, None);
     while at < buf.len() {
         let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
         let body_at = at + RECORD_PREFIX;
         let crc = crc32fast::hash(&buf[body_at..body_at + len]);
         buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        last = Some(at);
         at = body_at + len;
     }
+    last
+}
+
+/// A sealed record's 8-byte prefix (length and CRC) as one number: what a
+/// snapshot keeps of the record its resume position follows.
+pub fn prefix_word(record: &[u8]) -> u64 {
+    u64::from_le_bytes(record[..RECORD_PREFIX].try_into().unwrap())
 }
 
 /// A decoded record borrowing its bytes from the segment image, so replay

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use super::block;
-use super::record::{RecordView, MIN_LOCK_RECORD};
+use super::record::{prefix_word, RecordView, MIN_LOCK_RECORD, RECORD_PREFIX};
 use super::snapshot::{self, parse_snapshot_name, LoadedSnapshot, SnapEntry, SnapshotMeta};
 use super::vfs::Vfs;
 use super::wal::{self, parse_segment_name, ScanView, SEGMENT_HEADER_LEN};
@@ -115,7 +115,7 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sin
     let mut stats = RecoveryStats::default();
     let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &mut stats, &mut repairs)?;
     let have_snapshot = chosen.is_some();
-    let chosen = chosen.unwrap_or(Chosen { cut: 0, token: 0, resume: None });
+    let chosen = chosen.unwrap_or(Chosen { cut: 0, token: 0, resume: None, resume_check: 0 });
     let cut = chosen.cut;
     check_reachable(dir, &snapshots, have_snapshot, cut, &segments)?;
 
@@ -228,6 +228,8 @@ struct Chosen {
     token: u64,
     /// Where the record after the cut starts (segment, stream offset).
     resume: Option<(u64, usize)>,
+    /// The prefix of record `cut`, which ends at the resume offset.
+    resume_check: u64,
 }
 
 /// Loads the newest snapshot that verifies, tail included.
@@ -260,7 +262,7 @@ fn choose_snapshot(
                 stats.snapshot_entries = loaded.entries;
                 let c = loaded.cut;
                 let resume = Some((c.resume_segment, usize::try_from(c.resume_offset).unwrap_or(usize::MAX)));
-                return Ok(Some(Chosen { cut: c.cut_lsn, token: c.token_hwm, resume }));
+                return Ok(Some(Chosen { cut: c.cut_lsn, token: c.token_hwm, resume, resume_check: c.resume_check }));
             }
             Err(e) if mode == RecoveryMode::Absolute => return Err(e),
             Err(_) => {
@@ -313,8 +315,10 @@ struct Replay<'a> {
     repairs: Vec<Repair>,
     /// The snapshot's cut: records at or below it are already applied.
     cut: u64,
-    /// Where the record after the cut starts (segment, stream offset).
+    /// Where the record after the cut starts (segment, stream offset), and
+    /// the prefix of the record that must end there.
     resume: Option<(u64, usize)>,
+    resume_check: u64,
     /// The WAL reaches the resume position (or a segment starts right
     /// after the cut).
     resume_found: bool,
@@ -341,8 +345,8 @@ enum SegmentEnd {
 impl<'a> Replay<'a> {
     fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, snap: &Chosen) -> Replay<'a> {
         let stats = RecoveryStats::default();
-        let (cut, token, resume) = (snap.cut, snap.token, snap.resume);
-        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, resume, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
+        let (cut, token, resume, resume_check) = (snap.cut, snap.token, snap.resume, snap.resume_check);
+        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, resume, resume_check, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
     }
 
     fn map(&self, first: u64) -> Result<(String, PathBuf, super::vfs::Image)> {
@@ -412,9 +416,13 @@ impl<'a> Replay<'a> {
             Ok(lsn) => Some(format!("{name} at offset 0: header names LSN {lsn}")),
             Err(e) => Some(e.to_string()),
         };
+        // The snapshot's resume offset is trusted only while the record it
+        // names (record `cut`) still ends there: bytes inserted or removed
+        // before it would otherwise make it point into a value.
+        let moved = start > 0 && !follows_record(&stream, start, self.resume_check);
         // The WAL continues the snapshot if this segment reaches its resume
         // offset, or starts right after the cut.
-        self.resume_found |= (start > 0 && start <= stream.len()) || first == self.cut + 1;
+        self.resume_found |= (start > 0 && start <= stream.len() && !moved) || first == self.cut + 1;
         if start > stream.len() {
             // The segment ends before the record after the cut: cut back
             // by an earlier repair, or damaged. What follows decides.
@@ -436,17 +444,21 @@ impl<'a> Replay<'a> {
             }
             self.expected = first;
         }
+        let damage = match header {
+            Some(h) => Some((h, true)),
+            None => moved.then(|| (format!("{name} at offset {}: the record before the snapshot's resume position is not the one the snapshot names", block::physical(start)), false)),
+        };
         let mut batch = Vec::with_capacity(1024);
-        let end = self.read_stream(&seg, next_first, header, start, &mut batch);
+        let end = self.read_stream(&seg, next_first, damage, start, &mut batch);
         self.sink.records(&batch);
         end
     }
 
-    /// Reads the records of one segment's stream, applying those after the
-    /// cut; `header_damage` says the segment header itself is bad.
-    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, header_damage: Option<String>, start: usize, batch: &mut Vec<(u64, RecordView<'s>)>) -> Result<SegmentEnd> {
+    /// Reads the records of one segment's stream from `start`, applying
+    /// those after the cut; `damage` is damage found before reading (with
+    /// whether it is in the segment header, which loses the whole file).
+    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, mut damage: Option<(String, bool)>, start: usize, batch: &mut Vec<(u64, RecordView<'s>)>) -> Result<SegmentEnd> {
         let mut at = start;
-        let mut damage = header_damage.map(|r| (r, true));
         loop {
             if let Some((reason, in_header)) = damage.take() {
                 let (resume, harmless) = self.classify(seg, at, next_first);
@@ -557,6 +569,14 @@ impl<'a> Replay<'a> {
             }
         }
     }
+}
+
+/// The record that ends at stream offset `end` has the length-and-CRC
+/// prefix `check` (see `record::prefix_word`).
+fn follows_record(stream: &[u8], end: usize, check: u64) -> bool {
+    let len = (check & 0xffff_ffff) as usize;
+    let start = end.checked_sub(RECORD_PREFIX + len);
+    start.and_then(|s| stream.get(s..s + RECORD_PREFIX)).is_some_and(|p| prefix_word(p) == check)
 }
 
 /// One segment being replayed: its file image and logical stream.

@@ -21,9 +21,9 @@ pub const SNAPSHOT_VERSION: u32 = 2;
 pub const SNAPSHOT_HEADER_LEN: usize = 48;
 pub const SNAPSHOT_TRAILER_LEN: usize = 40;
 
-/// The tail section's fixed part: cut, token mark, resume segment and
-/// offset, then the record count and byte length.
-const TAIL_HEAD: usize = 48;
+/// The tail section's fixed part: cut, token mark, resume segment, offset
+/// and check, then the record count and byte length.
+const TAIL_HEAD: usize = 56;
 
 pub const KIND_BYTES: u8 = 0;
 pub const KIND_INT: u8 = 1;
@@ -77,6 +77,10 @@ pub struct SnapshotCut {
     /// starts reading there, so it never parses a record the snapshot holds.
     pub resume_segment: u64,
     pub resume_offset: u64,
+    /// The length-and-CRC prefix of record `cut`, which ends at the resume
+    /// offset (0 when the offset is 0): recovery trusts the offset only if
+    /// that record is still right before it.
+    pub resume_check: u64,
 }
 
 /// Appends one entry in snapshot layout.
@@ -137,7 +141,7 @@ impl SnapshotWriter {
     /// order, that bring every shard from its covered LSN to the cut.
     pub fn tail(&mut self, cut: SnapshotCut, count: u64, records: &[u8]) -> Result<()> {
         let mut head = [0u8; TAIL_HEAD];
-        for (i, v) in [cut.cut_lsn, cut.token_hwm, cut.resume_segment, cut.resume_offset, count, records.len() as u64].into_iter().enumerate() {
+        for (i, v) in [cut.cut_lsn, cut.token_hwm, cut.resume_segment, cut.resume_offset, cut.resume_check, count, records.len() as u64].into_iter().enumerate() {
             head[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
         }
         self.put(&head)?;
@@ -248,14 +252,14 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
     if off + TAIL_HEAD > body_end {
         return Err(bad(off, "tail header past the end"));
     }
-    let cut = SnapshotCut { cut_lsn: u64_at(off), token_hwm: u64_at(off + 8), resume_segment: u64_at(off + 16), resume_offset: u64_at(off + 24) };
+    let cut = SnapshotCut { cut_lsn: u64_at(off), token_hwm: u64_at(off + 8), resume_segment: u64_at(off + 16), resume_offset: u64_at(off + 24), resume_check: u64_at(off + 32) };
     if cut.resume_segment == 0 || cut.resume_segment > cut.cut_lsn + 1 {
         return Err(bad(off + 16, "the resume segment cannot hold the record after the cut"));
     }
     if shard_lsns.iter().any(|&l| l > cut.cut_lsn) {
         return Err(bad(off, "a shard covers more than the snapshot's cut"));
     }
-    let (tail, tail_records) = check_tail(b, off + 32, body_end, &shard_lsns, cut.cut_lsn).map_err(|(o, what)| bad(o, what))?;
+    let (tail, tail_records) = check_tail(b, off + 40, body_end, &shard_lsns, cut.cut_lsn).map_err(|(o, what)| bad(o, what))?;
     if tail.end != body_end || u64_at(body_end) != entries {
         return Err(bad(tail.end, "entry count does not match the trailer"));
     }
