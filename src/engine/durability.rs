@@ -74,9 +74,6 @@ struct Queue {
     records: u64,
     records_since_snapshot: u64,
     bytes_since_snapshot: u64,
-    /// While a snapshot copies shards, a copy of every record appended, so
-    /// the snapshot can carry the records that bring all shards to one cut.
-    capture: Option<Vec<u8>>,
     /// A snapshot's cut and the offset in `buf` where the record after it
     /// starts: the flush that takes `buf` turns it into a WAL position.
     resume_mark: Option<(u64, usize)>,
@@ -288,6 +285,10 @@ struct Io {
     framed: Vec<u8>,
     /// A snapshot's resume mark taken with this batch (see `Queue`).
     mark: Option<(u64, usize)>,
+    /// While a snapshot copies shards, a copy of every batch written, so
+    /// the snapshot can carry the records that bring all shards to one cut.
+    /// Kept here, on the WAL thread, so writers pay nothing for it.
+    capture: Option<Vec<u8>>,
     /// The prefix (`record::prefix_word`) of the last record written to the
     /// open segment; 0 while it holds none.
     last_prefix: u64,
@@ -335,7 +336,6 @@ impl Durability {
                 records: 0,
                 records_since_snapshot: recovered.stats.wal_records,
                 bytes_since_snapshot: 0,
-                capture: None,
                 resume_mark: None,
             }),
             wake_writer: Condvar::new(),
@@ -352,7 +352,7 @@ impl Durability {
             group_peak: AtomicU64::new(1),
             fsync_ns: AtomicU64::new(0),
             resume_at: Mutex::new(None),
-            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), mark: None, last_prefix: 0, unsynced: false }),
+            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), mark: None, capture: None, last_prefix: 0, unsynced: false }),
             vfs,
             dir: dir.clone(),
             sync_mode: opts.sync_mode,
@@ -524,10 +524,6 @@ fn append(sh: &Shared, rec: &Record<'_>) -> Result<u64> {
     q.next_lsn += 1;
     let before = q.buf.len();
     rec.encode_unsealed(lsn, &mut q.buf);
-    if q.capture.is_some() {
-        let Queue { buf, capture, .. } = &mut *q;
-        capture.as_mut().expect("capturing").extend_from_slice(&buf[before..]);
-    }
     q.records += 1;
     q.records_since_snapshot += 1;
     q.bytes_since_snapshot += (q.buf.len() - before) as u64;
@@ -596,6 +592,9 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
     }
     if let Some(last) = last_start {
         io.last_prefix = prefix_word(&io.batch[last..]);
+        if let Some(capture) = io.capture.as_mut() {
+            capture.extend_from_slice(&io.batch);
+        }
         block::frame(&mut io.framed, &io.batch, seg.size, seg.first_lsn);
         seg.file.write_all(&io.framed).map_err(|e| Error::io("write WAL segment", &e))?;
         seg.size += io.framed.len() as u64;
@@ -721,7 +720,7 @@ fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize)
     let (name, size) = match write_snapshot(sh, inner, &tmp) {
         Ok(v) => v,
         Err(e) => {
-            sh.queue().capture = None;
+            relock(&sh.io).capture = None;
             let _ = sh.vfs.remove(&tmp);
             return Err(e);
         }
@@ -779,7 +778,9 @@ fn copy_shard(sh: &Shared, inner: &Inner, shard: usize, mut encoded: Vec<u8>) ->
 fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64)> {
     let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed, created_ms: inner.now() };
     let mut writer = SnapshotWriter::create(&*sh.vfs, tmp, &meta)?;
-    sh.queue().capture = Some(Vec::new());
+    // Under the io lock no batch is being written: every record appended
+    // from now on is in a batch written, and captured, after this.
+    relock(&sh.io).capture = Some(Vec::new());
     let mut min_lsn = u64::MAX;
     let (to_writer, copies) = std::sync::mpsc::sync_channel::<ShardCopy>(2);
     let (recycle, spare) = std::sync::mpsc::channel::<Vec<u8>>();
@@ -802,19 +803,21 @@ fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64
         drop(to_writer);
         io.join().unwrap_or_else(|_| Err(Error::Internal("snapshot writer thread panicked".into())))
     })?;
-    let (cut_lsn, captured) = {
+    let cut_lsn = {
         let mut q = sh.queue();
         let cut_lsn = q.next_lsn - 1;
         q.resume_mark = Some((cut_lsn, q.buf.len()));
-        (cut_lsn, q.capture.take().unwrap_or_default())
+        cut_lsn
     };
     // Every token granted by a record at or below the cut was taken before
     // that record was appended, so before this read.
     let token_hwm = inner.last_token.load(Ordering::SeqCst);
     sh.wait_durable(cut_lsn)?;
     let at = resume_position(sh, cut_lsn)?;
+    // Every record up to the cut is written now, so captured.
+    let captured = relock(&sh.io).capture.take().unwrap_or_default();
     let cut = SnapshotCut { cut_lsn, token_hwm, resume_segment: at.segment, resume_offset: at.offset, resume_check: at.check };
-    let (count, tail) = tail_after(captured, min_lsn);
+    let (count, tail) = tail_between(captured, min_lsn, cut_lsn);
     writer.tail(cut, count, &tail)?;
     let size = writer.finish()?;
     Ok((snapshot::snapshot_name(cut_lsn), size))
@@ -834,16 +837,19 @@ fn resume_position(sh: &Shared, cut: u64) -> Result<ResumeAt> {
     }
 }
 
-/// The captured records with LSNs above `min_lsn`, sealed, and their count.
-fn tail_after(mut captured: Vec<u8>, min_lsn: u64) -> (u64, Vec<u8>) {
+/// The captured (sealed) records with LSNs in `min_lsn + 1 ..= cut`, and
+/// their count.
+fn tail_between(mut captured: Vec<u8>, min_lsn: u64, cut: u64) -> (u64, Vec<u8>) {
     // Records are in LSN order, and the LSN opens each body.
     let lsn_at = |at: usize| u64::from_le_bytes(captured[at + RECORD_PREFIX..at + RECORD_PREFIX + 8].try_into().unwrap());
     let starts: Vec<usize> = record_starts(&captured).collect();
-    let keep = starts.partition_point(|&at| lsn_at(at) <= min_lsn);
-    let from = starts.get(keep).copied().unwrap_or(captured.len());
+    let first = starts.partition_point(|&at| lsn_at(at) <= min_lsn);
+    let end = starts.partition_point(|&at| lsn_at(at) <= cut);
+    let offset = |i: usize| starts.get(i).copied().unwrap_or(captured.len());
+    let (from, to) = (offset(first), offset(end));
+    captured.truncate(to);
     captured.drain(..from);
-    seal_all(&mut captured);
-    ((starts.len() - keep) as u64, captured)
+    ((end - first) as u64, captured)
 }
 
 /// Keeps the newest `keep` snapshots, and the WAL segments that the two
