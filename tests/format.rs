@@ -1,4 +1,4 @@
-//! Golden-byte tests for the on-disk format, version 2 (docs/FORMAT.md).
+//! Golden-byte tests for the on-disk format, version 3 (docs/FORMAT.md).
 //!
 //! Every expected byte string here was written out by hand, field by field,
 //! from docs/FORMAT.md; CRC-32 values were computed independently (zlib's
@@ -143,11 +143,14 @@ fn constants() {
     assert_eq!(record::TYPE_LOCK, 7);
     assert_eq!(RECORD_PREFIX, 8);
     assert_eq!(wal::SEGMENT_MAGIC, b"DBKVWAL\0");
-    assert_eq!(wal::SEGMENT_VERSION, 2);
+    assert_eq!(wal::SEGMENT_VERSION, 3);
+    assert_eq!(wal::SEGMENT_MIN_VERSION, 2);
+    assert_eq!(record::TYPE_BATCH, 8);
+    assert_eq!(record::TYPE_CLEAR, 9);
     assert_eq!(wal::SEGMENT_HEADER_LEN, 32);
     assert_eq!(wal::MAX_RECORD_BODY, 1_074_790_400);
     assert_eq!(snapshot::SNAPSHOT_MAGIC, b"DBKVSNAP");
-    assert_eq!(snapshot::SNAPSHOT_VERSION, 2);
+    assert_eq!(snapshot::SNAPSHOT_VERSION, 3);
     assert_eq!(snapshot::SNAPSHOT_HEADER_LEN, 48);
     assert_eq!(snapshot::SNAPSHOT_TRAILER_LEN, 40);
     assert_eq!(snapshot::KIND_BYTES, 0);
@@ -355,7 +358,7 @@ fn decode_body_rejects_malformed_bodies() {
     long.push(0);
     assert!(decode_body(&long).unwrap_err().to_string().contains("trailing"));
     // Unknown types.
-    for t in [0u8, 8, 0x80, 0xff] {
+    for t in [0u8, 10, 0x80, 0xff] {
         let mut b = body.to_vec();
         b[8] = t;
         let err = decode_body(&b).unwrap_err().to_string();
@@ -374,11 +377,11 @@ fn decode_body_rejects_malformed_bodies() {
 fn segment_header_golden() {
     let expected = hex(&[
         "44424b5657414c00", // "DBKVWAL\0"
-        "02000000",         // version 2
+        "03000000",         // version 3
         "00000000",         // reserved
         "0100000000000000", // first LSN 1
         "00000000",         // reserved
-        "23c3f7f7",         // CRC-32 of bytes 0..28
+        "65f89092",         // CRC-32 of bytes 0..28
     ]);
     assert_eq!(crc32_ref(&expected[..28]), u32_at(&expected, 28));
     assert_eq!(to_hex(&encode_segment_header(1)), to_hex(&expected));
@@ -386,17 +389,74 @@ fn segment_header_golden() {
 
     let expected = hex(&[
         "44424b5657414c00",
-        "02000000",
+        "03000000",
         "00000000",
         "efcdab8967452301", // first LSN 0x0123456789abcdef
         "00000000",
-        "c49865d7",
+        "82a302b2",
     ]);
     assert_eq!(crc32_ref(&expected[..28]), u32_at(&expected, 28));
     assert_eq!(to_hex(&encode_segment_header(0x0123_4567_89ab_cdef)), to_hex(&expected));
     assert_eq!(decode_segment_header("x", &expected).unwrap(), 0x0123_4567_89ab_cdef);
     assert_eq!(decode_segment_header("x", &encode_segment_header(u64::MAX)).unwrap(), u64::MAX);
-    assert_eq!(wal::segment_version(&expected), Some(2));
+    assert_eq!(wal::segment_version(&expected), Some(3));
+}
+
+/// Batch and clear records (format version 3), checked against CRCs
+/// computed with Python's zlib.
+#[test]
+fn batch_and_clear_records_golden() {
+    let ops = [Record::Set { key: b"k", value: b"v", expires_at: 0 }, Record::Delete { key: b"a" }];
+    let mut out = Vec::new();
+    Record::Batch { ops: &ops }.encode(5, &mut out);
+    let expected = hex(&[
+        "26000000 cbceec2d",       // body length 38, CRC-32
+        "0500000000000000 08",     // LSN 5, type 8 (batch)
+        "02000000",                // 2 operations, each `type | fields`
+        "01 0000000000000000 01000000 6b 01000000 76", // Set "k" = "v", no expiry
+        "03 01000000 61",          // Delete "a"
+    ]);
+    assert_eq!(to_hex(&out), to_hex(&expected));
+    let (lsn, rec) = decode_body(&out[8..]).unwrap();
+    assert_eq!(lsn, 5);
+    assert_eq!(rec, OwnedRecord::Batch { ops: vec![OwnedRecord::Set { key: b"k".to_vec(), value: b"v".to_vec(), expires_at: 0 }, OwnedRecord::Delete { key: b"a".to_vec() }] });
+
+    let mut out = Vec::new();
+    Record::Clear.encode(6, &mut out);
+    assert_eq!(to_hex(&out), to_hex(&hex(&["09000000 80d5cfec", "0600000000000000 09"])));
+
+    // A batch inside a batch, or a lock grant inside one, is damage.
+    for inner in ["08 00000000", "07 0000000000000000 0100000000000000 01000000 6b 01000000 6f"] {
+        let body = hex(&["0500000000000000 08 01000000", inner]);
+        assert!(decode_body(&body).unwrap_err().to_string().contains("unknown record type"));
+    }
+}
+
+/// Version-2 segments (before batch records) are read as they are.
+#[test]
+fn version_2_segment_opens() {
+    let sim = SimVfs::new();
+    let dir = Path::new("/sim/db");
+    sim.create_dir(dir).unwrap();
+    let mut seg = encode_segment_header(1).to_vec();
+    seg[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let crc = crc32_ref(&seg[..28]);
+    seg[28..32].copy_from_slice(&crc.to_le_bytes());
+    let mut recs = Vec::new();
+    Record::Set { key: b"k", value: b"v2", expires_at: 0 }.encode(1, &mut recs);
+    let mut framed = Vec::new();
+    block::frame(&mut framed, &recs, seg.len() as u64, 1);
+    seg.extend_from_slice(&framed);
+    let mut f = sim.create(&dir.join(segment_name(1))).unwrap();
+    f.write_all(&seg).unwrap();
+    f.sync().unwrap();
+    drop(f);
+    let mut o = Options::default();
+    o.data_dir = Some(dir.to_path_buf());
+    o.vfs = Some(Arc::new(sim.clone()));
+    o.recovery_mode = RecoveryMode::Absolute;
+    let e = Engine::open(o).unwrap();
+    assert_eq!(e.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
 }
 
 #[test]
@@ -425,7 +485,7 @@ fn segment_header_checks() {
     // Unknown versions with a valid CRC: the version-1 format (no blocks)
     // and a newer one. `segment_version` reports them, so recovery can
     // refuse instead of treating the file as damage.
-    for v in [0u32, 1, 3, u32::MAX] {
+    for v in [0u32, 1, 4, u32::MAX] {
         let mut h = good;
         h[8..12].copy_from_slice(&v.to_le_bytes());
         let crc = crc32_ref(&h[..28]);
@@ -436,7 +496,7 @@ fn segment_header_checks() {
     }
     // A version field that fails the CRC is damage, not a version.
     let mut h = good;
-    h[8] = 3;
+    h[8] = 4;
     assert_eq!(wal::segment_version(&h), None);
     assert!(decode_segment_header("f", &h).unwrap_err().to_string().contains("checksum"));
     // Reserved fields are covered by the CRC but otherwise ignored.
@@ -888,7 +948,7 @@ fn golden_snapshot() -> Vec<u8> {
     hex(&[
         // header
         "44424b56534e4150", // "DBKVSNAP"
-        "02000000",         // version 2
+        "03000000",         // version 3
         "02000000",         // 2 shards
         "7766554433221100", // hash seed 0x0011223344556677
         "7b68e5cf8b010000", // created 1,700,000,000,123 ms
@@ -914,7 +974,7 @@ fn golden_snapshot() -> Vec<u8> {
         // trailer
         "0300000000000000", // 3 entries in all
         // SHA-256 of everything above (checked with Python's hashlib)
-        "e6248fb680db23788e3c7cf998b65bd7f3cf0436d68cddf5915f92e3016d27db",
+        "4d14ef8be9d2d174a88dd0ca08104a4c59d0059d1c36c941ce832ceb786aeb47",
     ])
 }
 
@@ -994,7 +1054,7 @@ fn snapshot_file_golden() {
 
     let written = write_snapshot(&golden_meta(), &golden_shards(), GOLDEN_CUT, 1, &rec);
     assert_eq!(to_hex(&written), to_hex(&expected));
-    assert_eq!(snapshot::snapshot_version(&written), Some(2));
+    assert_eq!(snapshot::snapshot_version(&written), Some(3));
     assert_eq!(snapshot::entry_count_hint(&written), 3);
 }
 
@@ -1064,7 +1124,7 @@ fn reseal(b: &mut [u8]) {
 fn snapshot_load_structural_checks_behind_a_valid_digest() {
     let b = golden_snapshot();
     // Unknown versions: the version-1 format and a newer one.
-    for v in [1u32, 3] {
+    for v in [1u32, 4] {
         let mut d = b.clone();
         d[8..12].copy_from_slice(&v.to_le_bytes());
         reseal(&mut d);
@@ -1215,7 +1275,7 @@ fn empty_snapshot_golden() {
     let b = write_snapshot(&meta, &[(0, 0, Vec::new())], cut, 0, &[]);
     assert_eq!(b.len(), 48 + 16 + 56 + 40);
     let body = hex(&[
-        "44424b56534e4150 02000000 01000000 0000000000000000 0000000000000000 0000000000000000 0000000000000000",
+        "44424b56534e4150 03000000 01000000 0000000000000000 0000000000000000 0000000000000000 0000000000000000",
         "0000000000000000 0000000000000000",                                     // shard 0: covered 0, no entries
         "0000000000000000 0000000000000000", // tail: cut 0, token mark 0
         "0100000000000000 0000000000000000", //       resume at segment 1, offset 0
@@ -1225,7 +1285,7 @@ fn empty_snapshot_golden() {
     ]);
     assert_eq!(to_hex(&b[..body.len()]), to_hex(&body));
     // SHA-256 of those 128 bytes
-    assert_eq!(to_hex(&b[body.len()..]), "7a09282ab161affbea4dd0ca73d1be70b847182214f14116b821008eee5b0176");
+    assert_eq!(to_hex(&b[body.len()..]), "a4f2280645f21fe78c0bd2f26d407533cffae7ece8097170dbefa7be35ee5d2b");
     let loaded = snapshot::load("snap", &b, |_| panic!("no entries")).unwrap();
     assert_eq!((loaded.shard_lsns, loaded.entries, loaded.tail_records), (vec![0], 0, 0));
 }
@@ -1342,7 +1402,7 @@ fn engine_writes_result_records() {
     e.close().unwrap();
 
     let seg = sim.read(Path::new("/sim/db/wal-00000000000000000001.log")).unwrap();
-    let mut expected = hex(&["44424b5657414c00 02000000 00000000 0100000000000000 00000000 23c3f7f7"]);
+    let mut expected = hex(&["44424b5657414c00 03000000 00000000 0100000000000000 00000000 65f89092"]);
     let recs = [
         Record::Set { key: b"k", value: b"v", expires_at: 0 },
         Record::Set { key: b"t", value: b"v", expires_at: E + 1000 },
@@ -1509,7 +1569,7 @@ fn dir_state(sim: &SimVfs) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn unknown_segment_version_refuses_without_modifying() {
-    for version in [1u32, 3] {
+    for version in [1u32, 4] {
         let sim = SimVfs::new();
         one_key_db(&sim);
         let p = Path::new("/sim/db/wal-00000000000000000001.log");
@@ -1531,7 +1591,7 @@ fn unknown_segment_version_refuses_without_modifying() {
 
 #[test]
 fn unknown_snapshot_version_refuses_without_modifying() {
-    for version in [1u32, 3] {
+    for version in [1u32, 4] {
         let sim = SimVfs::new();
         let e = Engine::open(sim_opts(&sim, dbkv::Clock::default())).unwrap();
         e.set(b"k", b"v", 0).unwrap();

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use common::Rng;
-use dbkv::engine::{CasOutcome, Clock, LockOutcome, Options, OwnerOutcome};
+use dbkv::engine::{CasOutcome, Clock, LockOutcome, Options, OwnerOutcome, Scope};
 use dbkv::persistence::vfs::{SimVfs, Vfs, VfsFile};
 use dbkv::{Engine, Error, RecoveryMode, SyncMode};
 
@@ -426,6 +426,8 @@ impl Harness {
             75..=78 => self.op_snapshot(),
             79..=80 => self.op_sync(),
             81..=87 => self.op_read(),
+            88..=91 => self.op_txn(),
+            92 => self.op_flush(),
             _ => self.op_clock(),
         }
         self.m.acked();
@@ -550,6 +552,60 @@ impl Harness {
             let exp = self.exp(ttl);
             self.m.table.get_mut(&k).unwrap().exp = exp;
         }
+    }
+
+    /// A transaction of puts, deletes and expiry changes over a few keys:
+    /// one batch record, so recovery keeps all of it or none.
+    fn op_txn(&mut self) {
+        let keys = self.keys();
+        let plan: Vec<(u64, Vec<u8>, u64)> = keys.iter().map(|_| (self.rng.below(3) as u64, self.value(), self.ttl())).collect();
+        self.note(format!("txn {:?}", keys.iter().zip(&plan).map(|(k, (op, v, ttl))| format!("{}:{op}:{}:{ttl}", s(k), s(v))).collect::<Vec<_>>()));
+        let kr: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+        let now = self.t();
+        let got = self.e().transact(Scope::Keys(&kr), |t| -> Result<Vec<bool>, Error> {
+            let mut out = Vec::new();
+            for (k, (op, v, ttl)) in kr.iter().zip(&plan) {
+                let exp = if *ttl == 0 { 0 } else { t.now() + ttl };
+                out.push(match op {
+                    0 => t.put(k, v, exp).map(|_| true)?,
+                    1 => t.delete(k)?,
+                    _ => t.set_expiry(k, exp)?,
+                });
+            }
+            Ok(out)
+        });
+        let got = self.ok(got, "txn");
+        for (k, (op, v, ttl)) in keys.iter().zip(&plan) {
+            let exp = if *ttl == 0 { 0 } else { now + ttl };
+            let live = self.m.live(k, now).is_some();
+            let want = match op {
+                0 => {
+                    self.m.put(k, v, exp);
+                    true
+                }
+                1 => {
+                    if live {
+                        self.m.table.remove(k);
+                    }
+                    live
+                }
+                _ => {
+                    if live {
+                        self.m.table.get_mut(k).unwrap().exp = exp;
+                    }
+                    live
+                }
+            };
+            self.same(got.as_ref().map(|g| g[keys.iter().position(|x| x == k).unwrap()]), Ok(want), "txn op");
+        }
+    }
+
+    /// FLUSHALL: one clear record removes every entry, expired ones too.
+    fn op_flush(&mut self) {
+        self.note("flush".into());
+        let got = self.e().transact(Scope::All, |t| t.clear());
+        self.ok(got, "flush").expect("clear under Scope::All");
+        self.m.table.clear();
     }
 
     fn op_persist(&mut self) {

@@ -11,6 +11,7 @@ mod options;
 mod restore;
 mod scan;
 mod shard;
+mod txn;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
@@ -20,6 +21,7 @@ pub use durability::Stats;
 pub use entry::Value;
 pub use options::{Options, RecoveryMode, SyncMode, HARD_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 pub use scan::ScanIter;
+pub use txn::{Found, Scope, Txn, Watch};
 
 use crate::error::{Error, Result};
 use crate::persistence::record::{mdel_body_len, mset_body_len, Record, MAX_RECORD_BODY};
@@ -624,3 +626,34 @@ fn guard_for<'g, 'a>(guards: &'g mut [(usize, RwLockWriteGuard<'a, ShardData>)],
     &mut guards[at].1
 }
 
+
+impl Engine {
+    /// How many shards the table is split into (SCAN cursors walk them).
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// Calls `f` with every live entry of one shard, under its read lock
+    /// (so `f` must not call back into the engine).
+    pub fn visit_shard(&self, shard: usize, mut f: impl FnMut(&[u8], Found<'_>)) -> Result<()> {
+        self.check_usable()?;
+        let s = self.inner.shards.get(shard).ok_or_else(|| Error::InvalidArgument(format!("shard {shard} does not exist")))?.read();
+        for e in s.iter_live(self.inner.now()) {
+            f(e.key(), Found { value: e.value(), expires_at: e.expires_at() });
+        }
+        Ok(())
+    }
+
+    /// The live entry of `key` with its expiry, copied out.
+    pub fn get_entry(&self, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
+        check_key(key)?;
+        self.check_usable()?;
+        let s = self.read_shard(key);
+        Ok(s.live(key, || self.inner.now()).map(|e| (e.value().to_vec(), e.expires_at())))
+    }
+
+    /// The engine's clock (unix ms): what TTLs are measured against.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.now()
+    }
+}

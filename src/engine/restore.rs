@@ -59,7 +59,7 @@ impl Restore<'_> {
     }
 
     /// Applies the parts of `rec` whose keys `mine` accepts.
-    fn apply_record(&self, lsn: u64, rec: &RecordView<'_>, mine: impl Fn(&[u8]) -> bool) {
+    fn apply_record(&self, lsn: u64, rec: &RecordView<'_>, mine: &dyn Fn(&[u8]) -> bool, mine_shard: &dyn Fn(usize) -> bool) {
         let wanted = |key: &[u8]| mine(key) && !self.covered(key, lsn);
         match rec {
             RecordView::Set { key, value, expires_at } if wanted(key) => self.put(key, Value::Bytes(value), *expires_at),
@@ -75,6 +75,20 @@ impl Restore<'_> {
             RecordView::MDel { keys } => {
                 for k in keys.iter().filter(|k| wanted(k)) {
                     self.remove(k);
+                }
+            }
+            RecordView::Clear => {
+                // Keys whose snapshot shard covers the clear were written
+                // after it (or were already absent): they stay.
+                for (i, s) in self.inner.shards.iter().enumerate() {
+                    if mine_shard(i) {
+                        s.write().retain(|key| self.covered(key, lsn));
+                    }
+                }
+            }
+            RecordView::Batch { ops } => {
+                for op in ops {
+                    self.apply_record(lsn, op, &mine, &mine_shard);
                 }
             }
             _ => {}
@@ -129,7 +143,7 @@ impl Sink for Restore<'_> {
         let this = &*self;
         this.in_parallel(batch.len(), |w, n| {
             for (lsn, rec) in batch {
-                this.apply_record(*lsn, rec, |k| this.owns(k, w, n));
+                this.apply_record(*lsn, rec, &|k| this.owns(k, w, n), &|i| n == 1 || i % n == w);
             }
         });
     }

@@ -1,6 +1,6 @@
 //! One shard: a table of entries behind a reader-writer lock.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::entry::{Entry, Kind, Value};
@@ -12,6 +12,12 @@ pub struct ShardData {
     /// How many entries have an expiry; shards with none are skipped by the
     /// expiry sweep and counted in O(1).
     ttl_count: usize,
+    /// Keys some client WATCHes (Redis transactions): key -> (version,
+    /// watchers). Every mutation of a watched key bumps its version while
+    /// the shard lock is held, so EXEC, which compares versions under the
+    /// same lock, can never miss a write. `None` (the usual case) costs
+    /// one branch per mutation.
+    watched: Option<Box<HashMap<Vec<u8>, (u64, u32)>>>,
 }
 
 /// Aligned so two shards' locks never share a cache line.
@@ -22,7 +28,7 @@ pub struct Shard {
 
 impl Shard {
     pub fn new(hasher: KeyHashBuilder) -> Shard {
-        Shard { lock: RwLock::new(ShardData { map: HashSet::with_hasher(hasher), ttl_count: 0 }) }
+        Shard { lock: RwLock::new(ShardData { map: HashSet::with_hasher(hasher), ttl_count: 0, watched: None }) }
     }
 
     // A panic inside a shard operation leaves the table consistent (every
@@ -47,6 +53,7 @@ impl ShardData {
 
     /// Stores a value, replacing any entry (live or expired) for the key.
     pub fn put(&mut self, key: &[u8], kind: Kind, value: &[u8], expires_at: u64) {
+        self.touch(key);
         match self.map.get(key) {
             Some(e) => {
                 let had_ttl = e.expires_at() != 0;
@@ -79,6 +86,7 @@ impl ShardData {
             Value::Bytes(b) => Entry::new_bytes(key, b, expires_at),
             Value::Int(n) => Entry::new_int(key, n, expires_at),
         };
+        self.touch(key);
         let had_ttl = self.map.replace(e).is_some_and(|old| old.expires_at() != 0);
         self.adjust_ttl_count(had_ttl, expires_at != 0);
     }
@@ -107,6 +115,7 @@ impl ShardData {
     pub fn remove_any(&mut self, key: &[u8]) -> bool {
         match self.map.take(key) {
             Some(e) => {
+                self.touch(key);
                 self.adjust_ttl_count(e.expires_at() != 0, false);
                 true
             }
@@ -119,6 +128,9 @@ impl ShardData {
         if let Some(e) = self.map.get(key) {
             let had_ttl = e.expires_at() != 0;
             e.set_expires_at(expires_at);
+            if let Some(w) = self.watched.as_mut() {
+                bump(w, key);
+            }
             self.adjust_ttl_count(had_ttl, expires_at != 0);
         }
     }
@@ -162,8 +174,61 @@ impl ShardData {
         self.map.iter().filter(move |e| e.is_live(|| now_ms))
     }
 
+    /// Keeps only the entries whose key `keep` accepts.
+    pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
+        self.map.retain(|e| keep(e.key()));
+        self.ttl_count = self.map.iter().filter(|e| e.expires_at() != 0).count();
+        self.touch_all();
+    }
+
     pub fn clear(&mut self) {
         self.map.clear();
         self.ttl_count = 0;
+        self.touch_all();
+    }
+
+    #[inline]
+    fn touch(&mut self, key: &[u8]) {
+        if let Some(w) = self.watched.as_mut() {
+            bump(w, key);
+        }
+    }
+
+    fn touch_all(&mut self) {
+        for (version, _) in self.watched.iter_mut().flat_map(|w| w.values_mut()) {
+            *version += 1;
+        }
+    }
+
+    /// Registers a watcher of `key`; returns the key's current version.
+    pub fn watch(&mut self, key: &[u8]) -> u64 {
+        let slot = self.watched.get_or_insert_with(Default::default).entry(key.to_vec()).or_insert((0, 0));
+        slot.1 += 1;
+        slot.0
+    }
+
+    /// Drops one watcher of `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        let Some(w) = self.watched.as_mut() else { return };
+        if let Some(slot) = w.get_mut(key) {
+            slot.1 -= 1;
+            if slot.1 == 0 {
+                w.remove(key);
+            }
+        }
+        if w.is_empty() {
+            self.watched = None;
+        }
+    }
+
+    /// The version of a watched key (None if nobody watches it).
+    pub fn watch_version(&self, key: &[u8]) -> Option<u64> {
+        self.watched.as_ref()?.get(key).map(|s| s.0)
+    }
+}
+
+fn bump(w: &mut HashMap<Vec<u8>, (u64, u32)>, key: &[u8]) {
+    if let Some(slot) = w.get_mut(key) {
+        slot.0 += 1;
     }
 }

@@ -12,6 +12,10 @@ pub const TYPE_MSET: u8 = 4;
 pub const TYPE_MDEL: u8 = 5;
 pub const TYPE_EXPIRE: u8 = 6;
 pub const TYPE_LOCK: u8 = 7;
+/// Several mutations that recover together or not at all (`Engine::transact`).
+pub const TYPE_BATCH: u8 = 8;
+/// Every key removed (FLUSHALL).
+pub const TYPE_CLEAR: u8 = 9;
 
 /// Bytes before a record's body: body length (u32) and CRC-32 of the body (u32).
 pub const RECORD_PREFIX: usize = 8;
@@ -48,6 +52,11 @@ pub enum Record<'a> {
     Expire { key: &'a [u8], expires_at: u64 },
     /// A lock grant or refresh: the key now holds `owner` until `expires_at`.
     Lock { key: &'a [u8], owner: &'a [u8], expires_at: u64, token: u64 },
+    /// Every key removed.
+    Clear,
+    /// These mutations, in order, as one record: a crash keeps all or none.
+    /// Never nested.
+    Batch { ops: &'a [Record<'a>] },
 }
 
 /// A decoded record that owns its bytes.
@@ -60,6 +69,8 @@ pub enum OwnedRecord {
     MDel { keys: Vec<Vec<u8>> },
     Expire { key: Vec<u8>, expires_at: u64 },
     Lock { key: Vec<u8>, owner: Vec<u8>, expires_at: u64, token: u64 },
+    Clear,
+    Batch { ops: Vec<OwnedRecord> },
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -89,6 +100,14 @@ impl Record<'_> {
         let start = out.len();
         out.extend_from_slice(&[0u8; RECORD_PREFIX]);
         put_u64(out, lsn);
+        self.encode_op(out);
+        let len = (out.len() - start - RECORD_PREFIX) as u32;
+        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Appends `type | fields` (a whole record after its LSN, or one
+    /// operation of a batch).
+    fn encode_op(&self, out: &mut Vec<u8>) {
         match *self {
             Record::Set { key, value, expires_at } => {
                 out.push(TYPE_SET);
@@ -135,10 +154,25 @@ impl Record<'_> {
                 put_bytes(out, key);
                 put_bytes(out, owner);
             }
+            Record::Clear => out.push(TYPE_CLEAR),
+            Record::Batch { ops } => {
+                out.push(TYPE_BATCH);
+                put_u32(out, ops.len() as u32);
+                for op in ops {
+                    assert!(!matches!(op, Record::Batch { .. }), "batches do not nest");
+                    op.encode_op(out);
+                }
+            }
         }
-        let len = (out.len() - start - RECORD_PREFIX) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     }
+}
+
+/// The body size of a record of these operations: the LSN plus each
+/// operation's type and fields.
+pub fn body_len(rec: &Record<'_>) -> usize {
+    let mut out = Vec::new();
+    rec.encode_op(&mut out);
+    8 + out.len()
 }
 
 /// Where each record of a run of whole records starts, following the
@@ -186,6 +220,8 @@ pub enum RecordView<'a> {
     MDel { keys: Vec<&'a [u8]> },
     Expire { key: &'a [u8], expires_at: u64 },
     Lock { key: &'a [u8], owner: &'a [u8], expires_at: u64, token: u64 },
+    Clear,
+    Batch { ops: Vec<RecordView<'a>> },
 }
 
 impl RecordView<'_> {
@@ -203,6 +239,8 @@ impl RecordView<'_> {
             RecordView::Lock { key, owner, expires_at, token } => {
                 OwnedRecord::Lock { key: key.to_vec(), owner: owner.to_vec(), expires_at: *expires_at, token: *token }
             }
+            RecordView::Clear => OwnedRecord::Clear,
+            RecordView::Batch { ops } => OwnedRecord::Batch { ops: ops.iter().map(|o| o.to_owned_record()).collect() },
         }
     }
 }
@@ -254,6 +292,15 @@ pub fn is_valid_key(k: &[u8]) -> bool {
 pub fn decode_view(body: &[u8]) -> Result<(u64, RecordView<'_>)> {
     let mut c = Cursor { b: body };
     let lsn = c.u64()?;
+    let rec = decode_op(&mut c, false)?;
+    if !c.b.is_empty() {
+        return Err(Error::Corruption("record body has trailing bytes".into()));
+    }
+    Ok((lsn, rec))
+}
+
+/// Decodes `type | fields`; inside a batch (`nested`) another batch is damage.
+fn decode_op<'a>(c: &mut Cursor<'a>, nested: bool) -> Result<RecordView<'a>> {
     let rec = match c.u8()? {
         TYPE_SET => {
             let expires_at = c.u64()?;
@@ -285,17 +332,25 @@ pub fn decode_view(body: &[u8]) -> Result<(u64, RecordView<'_>)> {
             let expires_at = c.u64()?;
             RecordView::Expire { expires_at, key: c.key()? }
         }
-        TYPE_LOCK => {
+        // A batch never holds a lock grant: recovery reads fencing tokens
+        // only from top-level records.
+        TYPE_LOCK if !nested => {
             let expires_at = c.u64()?;
             let token = c.u64()?;
             RecordView::Lock { expires_at, token, key: c.key()?, owner: c.bytes()? }
         }
+        TYPE_CLEAR => RecordView::Clear,
+        TYPE_BATCH if !nested => {
+            let n = c.u32()? as usize;
+            let mut ops = Vec::with_capacity(n.min(1 << 16));
+            for _ in 0..n {
+                ops.push(decode_op(c, true)?);
+            }
+            RecordView::Batch { ops }
+        }
         t => return Err(Error::Corruption(format!("unknown record type {t}"))),
     };
-    if !c.b.is_empty() {
-        return Err(Error::Corruption("record body has trailing bytes".into()));
-    }
-    Ok((lsn, rec))
+    Ok(rec)
 }
 
 /// Decodes a record body into an owned record.

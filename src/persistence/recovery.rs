@@ -180,15 +180,13 @@ fn refuse_unknown_versions(vfs: &dyn Vfs, dir: &Path, segments: &[u64], snapshot
     for (name, is_segment) in names {
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
-        let (version, supported) = if is_segment {
-            (wal::segment_version(&image), wal::SEGMENT_VERSION)
-        } else {
-            (snapshot::snapshot_version(&image), snapshot::SNAPSHOT_VERSION)
-        };
-        if let Some(v) = version.filter(|&v| v != supported) {
+        let version = if is_segment { wal::segment_version(&image) } else { snapshot::snapshot_version(&image) };
+        if let Some(v) = version.filter(|&v| !wal::readable_version(v)) {
             return Err(Error::Corruption(format!(
-                "{} is format version {v}; this build reads version {supported} (refusing to open, nothing modified)",
-                path.display()
+                "{} is format version {v}; this build reads versions {} to {} (refusing to open, nothing modified)",
+                path.display(),
+                wal::SEGMENT_MIN_VERSION,
+                wal::SEGMENT_VERSION
             )));
         }
     }

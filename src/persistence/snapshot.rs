@@ -17,7 +17,9 @@ use super::wal::{read_view, ScanView};
 use crate::error::{Error, Result};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DBKVSNAP";
-pub const SNAPSHOT_VERSION: u32 = 2;
+/// The version this build writes; version 2 (without batch and clear
+/// records in the tail) is read too, as with WAL segments.
+pub const SNAPSHOT_VERSION: u32 = 3;
 pub const SNAPSHOT_HEADER_LEN: usize = 48;
 pub const SNAPSHOT_TRAILER_LEN: usize = 40;
 
@@ -45,7 +47,7 @@ pub fn snapshot_version(b: &[u8]) -> Option<u32> {
         return None;
     }
     let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
-    (version == SNAPSHOT_VERSION || is_sealed(b)).then_some(version)
+    (super::wal::readable_version(version) || is_sealed(b)).then_some(version)
 }
 
 /// The SHA-256 trailer matches everything before it.
@@ -207,7 +209,7 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
         return Err(bad(sha_at, "snapshot SHA-256 mismatch"));
     }
     let version = u32_at(8);
-    if version != SNAPSHOT_VERSION {
+    if !super::wal::readable_version(version) {
         return Err(bad(8, &format!("unsupported snapshot version {version}")));
     }
     let meta = SnapshotMeta { shard_count: u32_at(12), hash_seed: u64_at(16), created_ms: u64_at(24) };

@@ -7,7 +7,17 @@ use crate::error::{Error, Result};
 use crate::persistence::record::{decode_view, record_starts, OwnedRecord, RecordView, RECORD_PREFIX};
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DBKVWAL\0";
-pub const SEGMENT_VERSION: u32 = 2;
+/// The version this build writes. Version 3 added batch and clear records;
+/// a version-2 segment is a valid version-3 segment without them, so both
+/// are read.
+pub const SEGMENT_VERSION: u32 = 3;
+/// The oldest version this build reads.
+pub const SEGMENT_MIN_VERSION: u32 = 2;
+
+/// True for the versions this build reads.
+pub fn readable_version(v: u32) -> bool {
+    (SEGMENT_MIN_VERSION..=SEGMENT_VERSION).contains(&v)
+}
 pub const SEGMENT_HEADER_LEN: usize = 32;
 pub use crate::persistence::record::MAX_RECORD_BODY;
 
@@ -65,7 +75,7 @@ pub fn decode_segment_header(file: &str, b: &[u8]) -> Result<u64> {
         return Err(bad("segment header checksum mismatch"));
     }
     let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
-    if version != SEGMENT_VERSION {
+    if !readable_version(version) {
         return Err(bad(&format!("unsupported segment version {version}")));
     }
     Ok(u64::from_le_bytes(b[16..24].try_into().unwrap()))

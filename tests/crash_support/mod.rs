@@ -240,6 +240,12 @@ pub fn apply_record(s: &mut State, rec: &OwnedRecord) {
         OwnedRecord::Lock { key, owner, expires_at, .. } => {
             s.insert(key.clone(), (owner.clone(), *expires_at));
         }
+        OwnedRecord::Clear => s.clear(),
+        OwnedRecord::Batch { ops } => {
+            for op in ops {
+                apply_record(s, op);
+            }
+        }
     }
 }
 
