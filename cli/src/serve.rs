@@ -1,0 +1,376 @@
+//! `dbkv serve`: flags (each also an environment variable), validation,
+//! recovery, listeners, workers, signals and the graceful shutdown.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use dbkv::engine::{Options, RecoveryMode, SyncMode};
+use dbkv::{Engine, Error};
+
+use crate::server::event_loop::{self, Listener};
+use crate::server::{Server, Settings, SyncPolicy};
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SyncArg {
+    Always,
+    Interval,
+    None,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RecoveryArg {
+    PointInTime,
+    Absolute,
+    SkipCorrupted,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Directory holding the WAL and snapshots (its parent must exist).
+    #[arg(long, env = "DBKV_DATA_DIR", default_value = "./data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Keep everything in memory only: nothing is written, nothing survives a restart.
+    #[arg(long, env = "DBKV_DISABLE_PERSISTENCE")]
+    disable_persistence: bool,
+    /// When a write is durable before its reply: always (fsync before replying, group-committed),
+    /// interval (fsync every --fsync-interval-ms), none (on rotation, snapshot and shutdown).
+    #[arg(long, env = "DBKV_SYNC", value_enum, default_value = "interval")]
+    sync: SyncArg,
+    /// fsync period for --sync interval, in milliseconds (1 to 60000).
+    #[arg(long, env = "DBKV_FSYNC_INTERVAL_MS", default_value_t = 100, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    fsync_interval_ms: u64,
+    /// Addresses to listen on (comma-separated). A non-loopback address needs --requirepass or --unprotected.
+    #[arg(long, env = "DBKV_BIND", default_value = "127.0.0.1", value_delimiter = ',', value_name = "ADDR")]
+    bind: Vec<IpAddr>,
+    /// TCP port; 0 listens on no TCP port (use --unixsocket).
+    #[arg(long, env = "DBKV_PORT", default_value_t = 6380, value_name = "N")]
+    port: u16,
+    /// Also listen on this Unix-domain socket path.
+    #[arg(long, env = "DBKV_UNIXSOCKET", value_name = "PATH")]
+    unixsocket: Option<PathBuf>,
+    /// Permissions of the Unix socket, in octal (e.g. 700).
+    #[arg(long, env = "DBKV_UNIXSOCKETPERM", value_name = "OCTAL", value_parser = parse_octal, requires = "unixsocket")]
+    unixsocketperm: Option<u32>,
+    /// Password clients must give with AUTH or HELLO ... AUTH default <pw>.
+    #[arg(long, env = "DBKV_REQUIREPASS", value_name = "PW", hide_env_values = true)]
+    requirepass: Option<String>,
+    /// Allow a non-loopback --bind without --requirepass.
+    #[arg(long, env = "DBKV_UNPROTECTED")]
+    unprotected: bool,
+    /// Worker threads serving connections (default: one per core).
+    #[arg(long, env = "DBKV_THREADS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    threads: Option<u64>,
+    /// Most simultaneous clients; later connections get an error and are closed.
+    #[arg(long, env = "DBKV_MAXCLIENTS", default_value_t = 10_000, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    maxclients: u64,
+    /// Most bytes a client may send ahead of the commands that ran (the client is dropped past it).
+    #[arg(long, env = "DBKV_CLIENT_QUERY_BUFFER_LIMIT", default_value_t = 1 << 30, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
+    client_query_buffer_limit: u64,
+    /// Most reply bytes queued for a client that does not read them (the client is dropped past it).
+    #[arg(long, env = "DBKV_CLIENT_OUTPUT_BUFFER_LIMIT", default_value_t = 256 << 20, value_name = "BYTES", value_parser = clap::value_parser!(u64).range(1 << 20..))]
+    client_output_buffer_limit: u64,
+    /// Engine shards (a power of two).
+    #[arg(long, env = "DBKV_SHARDS", default_value_t = 256, value_name = "N")]
+    shards: u32,
+    /// Largest value in bytes (up to 1 GiB).
+    #[arg(long, env = "DBKV_MAX_VALUE_BYTES", default_value_t = 64 << 20, value_name = "BYTES")]
+    max_value_bytes: u64,
+    /// Seconds between periodic snapshots (0 = only by --snapshot-ops, SAVE and shutdown).
+    #[arg(long, env = "DBKV_SNAPSHOT_INTERVAL_SECS", default_value_t = 300, value_name = "N")]
+    snapshot_interval_secs: u64,
+    /// WAL records between snapshots (0 = no count trigger).
+    #[arg(long, env = "DBKV_SNAPSHOT_OPS", default_value_t = 4_000_000, value_name = "N")]
+    snapshot_ops: u64,
+    /// Snapshots kept (1 to 100).
+    #[arg(long, env = "DBKV_SNAPSHOT_KEEP", default_value_t = 3, value_name = "N")]
+    snapshot_keep: u32,
+    /// What recovery does with a damaged WAL: point-in-time (cut at the damage), absolute (refuse to start),
+    /// skip-corrupted (skip the damaged block, keep what follows).
+    #[arg(long, env = "DBKV_RECOVERY_MODE", value_enum, default_value = "point-in-time")]
+    recovery_mode: RecoveryArg,
+    /// Log level for the lines written to stderr.
+    #[arg(long, env = "DBKV_LOG", value_enum, default_value = "info")]
+    log_level: LogLevel,
+}
+
+fn parse_octal(s: &str) -> Result<u32, String> {
+    u32::from_str_radix(s, 8).ok().filter(|&m| m <= 0o777).ok_or_else(|| format!("'{s}' is not an octal permission (000 to 777)"))
+}
+
+/// A bad flag value: one line, exit status 2, nothing created.
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
+fn engine_options(a: &ServeArgs) -> Result<Options, String> {
+    let mut o = Options::default();
+    let flag = |name: &'static str| move |e: Error| format!("{name}: {}", e.to_string().trim_start_matches("invalid argument: "));
+    o.set_shards(a.shards).map_err(flag("--shards"))?;
+    o.set_max_value_bytes(a.max_value_bytes).map_err(flag("--max-value-bytes"))?;
+    o.set_sync_interval_ms(a.fsync_interval_ms).map_err(flag("--fsync-interval-ms"))?;
+    o.set_snapshot_keep(a.snapshot_keep).map_err(flag("--snapshot-keep"))?;
+    o.snapshot_interval_secs = a.snapshot_interval_secs;
+    o.snapshot_ops = a.snapshot_ops;
+    o.recovery_mode = match a.recovery_mode {
+        RecoveryArg::PointInTime => RecoveryMode::PointInTime,
+        RecoveryArg::Absolute => RecoveryMode::Absolute,
+        RecoveryArg::SkipCorrupted => RecoveryMode::SkipCorrupted,
+    };
+    // `--sync always` is kept by the server (one fsync per event-loop pass
+    // before the replies leave), so the engine itself runs in interval mode.
+    o.sync_mode = match a.sync {
+        SyncArg::None => SyncMode::None,
+        SyncArg::Interval | SyncArg::Always => SyncMode::Interval,
+    };
+    if !a.disable_persistence {
+        o.data_dir = Some(a.data_dir.clone());
+    }
+    Ok(o)
+}
+
+fn init_logging(level: LogLevel) {
+    let level = match level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    };
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_max_level(level).with_ansi(std::io::stderr().is_terminal()).with_target(false).init();
+}
+
+pub fn run(a: ServeArgs) -> ExitCode {
+    let opts = match engine_options(&a) {
+        Ok(o) => o,
+        Err(m) => return usage_error(&m),
+    };
+    let exposed = a.port != 0 && a.bind.iter().any(|ip| !ip.is_loopback());
+    if exposed && a.requirepass.is_none() && !a.unprotected {
+        return usage_error("--bind: a non-loopback address without --requirepass would let anyone on the network in; set --requirepass (or pass --unprotected)");
+    }
+    if a.port == 0 && a.unixsocket.is_none() {
+        return usage_error("--port: 0 disables TCP, so --unixsocket is needed or no client can connect");
+    }
+    init_logging(a.log_level);
+    raise_fd_limit(a.maxclients);
+    let engine = match open_engine(&a, opts) {
+        Ok(e) => e,
+        Err(code) => return code,
+    };
+    let settings = settings(&a);
+    let srv = Arc::new(Server::new(engine, settings));
+    let listeners = match bind_all(&a, &srv) {
+        Ok(l) => l,
+        Err(m) => {
+            tracing::error!("{m}");
+            return close(srv, ExitCode::from(1));
+        }
+    };
+    let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), |n| n as usize);
+    let workers = match event_loop::start(srv.clone(), &listeners, threads) {
+        Ok(w) => w,
+        Err(e) => {
+            tracing::error!("could not start the workers: {e}");
+            return close(srv, ExitCode::from(1));
+        }
+    };
+    watch_signals(srv.clone());
+    tracing::info!(threads, "ready to accept connections");
+    for w in workers {
+        let _ = w.join();
+    }
+    if let Some(p) = &a.unixsocket {
+        let _ = std::fs::remove_file(p);
+    }
+    close(srv, ExitCode::SUCCESS)
+}
+
+fn settings(a: &ServeArgs) -> Settings {
+    Settings {
+        requirepass: a.requirepass.as_ref().map(|p| p.as_bytes().to_vec()),
+        maxclients: a.maxclients as usize,
+        query_buffer_limit: a.client_query_buffer_limit as usize,
+        output_buffer_limit: a.client_output_buffer_limit as usize,
+        max_bulk: (a.max_value_bytes as usize).max(1 << 20),
+        sync: match a.sync {
+            SyncArg::Always => SyncPolicy::Always,
+            SyncArg::Interval => SyncPolicy::Interval,
+            SyncArg::None => SyncPolicy::None,
+        },
+        fsync_interval_ms: a.fsync_interval_ms,
+        persistence: !a.disable_persistence,
+        data_dir: a.data_dir.display().to_string(),
+        bind: a.bind.iter().map(|b| b.to_string()).collect(),
+        port: a.port,
+        unixsocket: a.unixsocket.as_ref().map(|p| p.display().to_string()),
+        threads: a.threads.unwrap_or(0) as usize,
+        shards: a.shards,
+        max_value_bytes: a.max_value_bytes,
+        snapshot_interval_secs: a.snapshot_interval_secs,
+        snapshot_ops: a.snapshot_ops,
+        snapshot_keep: a.snapshot_keep,
+        recovery_mode: format!("{:?}", a.recovery_mode),
+    }
+}
+
+/// Recovers the data directory (before any listener exists), logging
+/// progress while it runs and one summary line when it is done.
+fn open_engine(a: &ServeArgs, opts: Options) -> Result<Engine, ExitCode> {
+    let started = Instant::now();
+    if a.disable_persistence {
+        tracing::info!("persistence disabled: data lives in memory only");
+    } else {
+        tracing::info!(data_dir = %a.data_dir.display(), "recovering");
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let ticker = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let mut waited = 0;
+            while !done.load(Ordering::Acquire) {
+                std::thread::sleep(Duration::from_millis(100));
+                waited += 1;
+                if waited % 50 == 0 && !done.load(Ordering::Acquire) {
+                    tracing::info!("still recovering after {} s", waited / 10);
+                }
+            }
+        })
+    };
+    let r = Engine::open(opts);
+    done.store(true, Ordering::Release);
+    let _ = ticker.join();
+    match r {
+        Ok(e) => {
+            let st = e.stats();
+            if st.recovery_bytes_dropped > 0 || st.recovery_corrupt_records > 0 {
+                tracing::warn!(bytes_cut = st.recovery_bytes_dropped, damaged_records = st.recovery_corrupt_records, "recovery found damage in the WAL and repaired it (mode {:?})", a.recovery_mode);
+            }
+            tracing::info!(
+                keys = st.keys,
+                snapshot_loaded = st.recovery_snapshot_loaded,
+                snapshot_entries = st.recovery_snapshot_entries,
+                wal_records = st.recovery_wal_records,
+                bytes_cut = st.recovery_bytes_dropped,
+                seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
+                "recovered"
+            );
+            Ok(e)
+        }
+        Err(Error::Busy(m)) => {
+            tracing::error!("BUSY {m}");
+            Err(ExitCode::from(1))
+        }
+        Err(e) => {
+            tracing::error!("could not open {}: {e}", a.data_dir.display());
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+fn bind_all(a: &ServeArgs, srv: &Server) -> Result<Vec<Listener>, String> {
+    let mut out = Vec::new();
+    if a.port != 0 {
+        for ip in &a.bind {
+            let addr = SocketAddr::new(*ip, a.port);
+            let l = std::net::TcpListener::bind(addr).map_err(|e| format!("could not listen on {addr}: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let port = l.local_addr().map_err(|e| e.to_string())?.port();
+            srv.bound_port.store(port as u64, Ordering::Relaxed);
+            tracing::info!("listening on {}", l.local_addr().map_err(|e| e.to_string())?);
+            out.push(Listener::Tcp(l));
+        }
+    }
+    if let Some(path) = &a.unixsocket {
+        let _ = std::fs::remove_file(path);
+        let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| format!("could not listen on {}: {e}", path.display()))?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        if let Some(mode) = a.unixsocketperm {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(|e| format!("could not chmod {}: {e}", path.display()))?;
+        }
+        tracing::info!("listening on {}", path.display());
+        out.push(Listener::Unix(l));
+    }
+    Ok(out)
+}
+
+/// SIGTERM and SIGINT start the graceful shutdown; a second one while it
+/// runs is ignored (the shutdown is bounded anyway).
+fn watch_signals(srv: Arc<Server>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("could not install signal handlers: {e}");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        if let Some(sig) = signals.forever().next() {
+            tracing::info!("received signal {sig}: shutting down");
+            srv.request_shutdown();
+        }
+    });
+}
+
+/// Flushes, fsyncs and closes the engine.
+fn close(srv: Arc<Server>, code: ExitCode) -> ExitCode {
+    let srv = match Arc::try_unwrap(srv) {
+        Ok(s) => s,
+        Err(srv) => {
+            // A thread still holds the server (the signal thread): sync
+            // explicitly; the engine closes when the process exits.
+            return match srv.engine.sync() {
+                Ok(()) => {
+                    tracing::info!("shut down");
+                    code
+                }
+                Err(e) => {
+                    tracing::error!("final fsync failed: {e}");
+                    ExitCode::from(1)
+                }
+            };
+        }
+    };
+    match srv.engine.close() {
+        Ok(()) => {
+            tracing::info!("shut down");
+            code
+        }
+        Err(e) => {
+            tracing::error!("closing the engine failed: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// 10,000 clients need more descriptors than the usual soft limit of 1024.
+fn raise_fd_limit(maxclients: u64) {
+    let want = maxclients + 64;
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) == 0 && rl.rlim_cur < want {
+            rl.rlim_cur = want.min(rl.rlim_max);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want {
+                tracing::warn!("open-file limit is {}; fewer than --maxclients {maxclients} clients can connect", rl.rlim_cur);
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! The command table and the path every command takes: lookup, auth,
+//! arity, pub/sub context, MULTI queueing, then its handler.
+//!
+//! Handlers that touch keys run through `Ctx::atomically`: inside EXEC
+//! that is the EXEC's transaction, otherwise a one-command transaction
+//! over the command's keys. So every read-modify-write is atomic and logs
+//! its result as one record, and one implementation serves both paths.
+//! The hottest commands (GET, plain SET, MGET, MSET, INCR...) take a
+//! direct engine call when not inside EXEC.
+
+mod admin;
+mod connection;
+mod keys;
+mod pubsub;
+mod strings;
+mod table;
+mod txn;
+
+use std::sync::atomic::Ordering;
+
+use dbkv::engine::{Scope, Txn};
+use dbkv::Error;
+
+use super::client::ClientState;
+use super::reply::Reply;
+use super::Server;
+
+pub use table::{lookup, Spec, COMMANDS};
+
+/// Command flags (`Spec::flags`).
+pub mod flag {
+    pub const WRITE: u32 = 1;
+    pub const READONLY: u32 = 1 << 1;
+    /// Allowed before AUTH.
+    pub const NOAUTH: u32 = 1 << 2;
+    /// Allowed while subscribed in RESP2.
+    pub const PUBSUB_OK: u32 = 1 << 3;
+    /// Runs at once even inside MULTI (MULTI, EXEC, DISCARD, WATCH, ...).
+    pub const NO_QUEUE: u32 = 1 << 4;
+    /// Refused inside MULTI: it waits for engine work that would need the
+    /// locks EXEC holds.
+    pub const NO_MULTI: u32 = 1 << 5;
+    /// Reads or writes every key: inside EXEC it needs every shard locked.
+    pub const ALL_KEYS: u32 = 1 << 6;
+    pub const ADMIN: u32 = 1 << 7;
+    pub const FAST: u32 = 1 << 8;
+    pub const PUBSUB: u32 = 1 << 9;
+    pub const CONNECTION: u32 = 1 << 10;
+}
+
+pub const SYNTAX: &str = "ERR syntax error";
+pub const NOT_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const NOT_FLOAT: &str = "ERR value is not a valid float";
+
+/// What a handler works with.
+pub struct Ctx<'a, 't> {
+    pub srv: &'a Server,
+    pub client: &'a mut ClientState,
+    pub out: Reply<'a>,
+    /// The EXEC transaction the command runs in, if any.
+    pub txn: Option<&'a mut Txn<'t>>,
+}
+
+impl Ctx<'_, '_> {
+    /// Runs `f` in the EXEC transaction, or in a new one over `keys`. `f`
+    /// writes its reply last: on an engine error its output is replaced by
+    /// the error.
+    pub fn atomically(&mut self, keys: &[&[u8]], f: impl FnOnce(&mut Txn<'_>, &mut Reply<'_>) -> Result<(), Error>) {
+        let mark = self.out.buf.len();
+        let r = match self.txn.as_deref_mut() {
+            Some(t) => f(t, &mut self.out),
+            None => {
+                let out = &mut self.out;
+                self.srv.engine.transact(Scope::Keys(keys), |t| f(t, out)).and_then(|r| r)
+            }
+        };
+        if let Err(e) = r {
+            self.out.buf.truncate(mark);
+            self.out.error(&engine_error(&e));
+        }
+    }
+
+    /// Like `atomically`, over every shard (FLUSHALL, KEYS in EXEC).
+    pub fn atomically_all(&mut self, f: impl FnOnce(&mut Txn<'_>, &mut Reply<'_>) -> Result<(), Error>) {
+        let mark = self.out.buf.len();
+        let r = match self.txn.as_deref_mut() {
+            Some(t) => f(t, &mut self.out),
+            None => {
+                let out = &mut self.out;
+                self.srv.engine.transact(Scope::All, |t| f(t, out)).and_then(|r| r)
+            }
+        };
+        if let Err(e) = r {
+            self.out.buf.truncate(mark);
+            self.out.error(&engine_error(&e));
+        }
+    }
+
+    /// Writes the error of a failed direct engine call.
+    pub fn engine_err(&mut self, e: &Error) {
+        self.out.error(&engine_error(e));
+    }
+}
+
+/// The reply for an engine error, with the error code clients expect.
+pub fn engine_error(e: &Error) -> String {
+    match e {
+        Error::NotInteger => NOT_INTEGER.into(),
+        Error::Overflow => "ERR increment or decrement would overflow".into(),
+        Error::Failed(m) => format!("MISCONF dbkv could not write or fsync its WAL and accepts no commands until restarted: {m}"),
+        Error::Busy(m) => format!("BUSY {m}"),
+        Error::InvalidArgument(m) | Error::TooLarge(m) => format!("ERR {m}"),
+        other => format!("ERR {other}"),
+    }
+}
+
+pub fn arity_error(name: &str) -> String {
+    format!("ERR wrong number of arguments for '{name}' command")
+}
+
+fn unknown_command(argv: &[&[u8]]) -> String {
+    let name = String::from_utf8_lossy(&argv[0][..argv[0].len().min(128)]).into_owned();
+    let mut args = String::new();
+    for a in argv[1..].iter() {
+        if args.len() >= 128 {
+            break;
+        }
+        args.push_str(&format!("'{}' ", String::from_utf8_lossy(&a[..a.len().min(128)])));
+    }
+    format!("ERR unknown command '{name}', with args beginning with: {args}")
+}
+
+/// Runs one command and appends its reply to `out`.
+pub fn execute(srv: &Server, state: &mut ClientState, argv: &[&[u8]], out: &mut Vec<u8>) {
+    state.wrote = false;
+    let Some(name) = argv.first() else { return };
+    srv.counters.commands_processed.fetch_add(1, Ordering::Relaxed);
+    let mut reply = Reply { buf: out, resp3: state.resp3 };
+    let Some(spec) = lookup(name) else {
+        fail_in_multi(state);
+        return reply.error(&unknown_command(argv));
+    };
+    if !state.authed && spec.flags & flag::NOAUTH == 0 {
+        fail_in_multi(state);
+        return reply.error("NOAUTH Authentication required.");
+    }
+    let n = argv.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        fail_in_multi(state);
+        return reply.error(&arity_error(spec.name));
+    }
+    if state.subscribed() && !state.resp3 && spec.flags & flag::PUBSUB_OK == 0 {
+        return reply.error(&format!(
+            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
+            spec.name
+        ));
+    }
+    if let Some(queue) = state.multi.as_mut() {
+        if spec.flags & flag::NO_QUEUE == 0 {
+            if spec.flags & flag::NO_MULTI != 0 {
+                state.multi_failed = true;
+                return reply.error(&format!("ERR Command '{}' not allowed inside a transaction", spec.name));
+            }
+            queue.push(argv.iter().map(|a| a.to_vec()).collect());
+            return reply.simple("QUEUED");
+        }
+    }
+    if spec.flags & flag::WRITE != 0 {
+        state.wrote = true;
+        srv.counters.dirty.fetch_add(1, Ordering::Relaxed);
+    }
+    state.handle.info().last_cmd = spec.name.to_string();
+    (spec.run)(&mut Ctx { srv, client: state, out: reply, txn: None }, argv);
+}
+
+fn fail_in_multi(state: &mut ClientState) {
+    if state.multi.is_some() {
+        state.multi_failed = true;
+    }
+}
+
+/// The reply to malformed protocol (the connection closes after it).
+pub fn protocol_error(state: &ClientState, out: &mut Vec<u8>, msg: &str) {
+    Reply { buf: out, resp3: state.resp3 }.error(&format!("ERR {msg}"));
+}
+
+/// Releases what a closing client held: watches and subscriptions.
+pub fn release_client(srv: &Server, state: &mut ClientState) {
+    txn::unwatch_all(srv, state);
+    pubsub::unsubscribe_all(srv, state);
+}
+
+/// Parses an integer argument as Redis does (no sign but '-', no spaces,
+/// no leading zeros).
+pub fn parse_int(b: &[u8]) -> Option<i64> {
+    dbkv::engine::entry::parse_i64(b)
+}
+
+/// Parses a float argument (`inf` and the like allowed; callers check).
+pub fn parse_float(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b).ok()?;
+    if s.is_empty() || s.starts_with(char::is_whitespace) || s.ends_with(char::is_whitespace) {
+        return None;
+    }
+    let v: f64 = s.parse().ok()?;
+    (!v.is_nan()).then_some(v)
+}
+
+/// Formats a double the way Redis shows one: at most 17 significant digits,
+/// no trailing zeros, no exponent for ordinary magnitudes, never `-0`.
+pub fn format_double(v: f64) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    // Shortest text that reads back as the same double; values that
+    // need more than 15 significant digits are the ones f64 cannot hold
+    // exactly in decimal (0.1 + 0.2): round them to 15, as the long double
+    // Redis computes in would.
+    let shortest = format!("{v}");
+    let digits = shortest.bytes().filter(u8::is_ascii_digit).skip_while(|&b| b == b'0').count();
+    if digits <= 15 {
+        return shortest;
+    }
+    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+    format!("{rounded}")
+}
+
+pub fn eq_ignore_case(a: &[u8], b: &str) -> bool {
+    a.eq_ignore_ascii_case(b.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_as_redis_prints_them() {
+        for (v, s) in [(10.5 + 0.1, "10.6"), (0.1 + 0.2, "0.3"), (3.0, "3"), (17179869185.5, "17179869185.5"), (-0.0, "0"), (1e20, "100000000000000000000"), (5.0e-5, "0.00005")] {
+            assert_eq!(format_double(v), s);
+        }
+    }
+
+    #[test]
+    fn unknown_command_text() {
+        assert_eq!(unknown_command(&[b"NOSUCH", b"a", b"b"]), "ERR unknown command 'NOSUCH', with args beginning with: 'a' 'b' ");
+        assert_eq!(unknown_command(&[b"x"]), "ERR unknown command 'x', with args beginning with: ");
+    }
+}

@@ -1,0 +1,274 @@
+//! Worker threads: each owns a `mio` poll, its share of the connections,
+//! and a clone of every listener (whichever worker wakes first accepts).
+//!
+//! One pass of a worker: run the commands of every readable connection,
+//! then, under `--sync always`, one fsync for all the writes of the pass
+//! (group commit), then write the replies. Replies never leave before the
+//! writes they acknowledge are as durable as the sync policy promises.
+
+use std::io::{self, Write};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, UnixListener};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::client::{ClientHandle, ClientState};
+use super::commands;
+use super::conn::{Close, Conn, Stream};
+use super::{Server, SyncPolicy};
+
+const WAKER: Token = Token(usize::MAX - 1);
+const LISTENER_BASE: usize = usize::MAX - 64;
+
+/// What other threads hold of a worker: a way to wake it, and the slots
+/// whose outbox or kill flag changed.
+pub struct WorkerHandle {
+    waker: Waker,
+    inbox: Mutex<Vec<usize>>,
+}
+
+impl WorkerHandle {
+    pub fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
+    /// Asks the worker to look at one of its connections.
+    pub fn notify(&self, slot: usize) {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner()).push(slot);
+        self.wake();
+    }
+}
+
+/// A listening socket, shared by every worker.
+pub enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+enum Accepting {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Starts `threads` workers; returns their join handles.
+pub fn start(srv: Arc<Server>, listeners: &[Listener], threads: usize) -> io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let mut polls = Vec::new();
+    let mut handles = Vec::new();
+    for _ in 0..threads {
+        let poll = Poll::new()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        handles.push(Arc::new(WorkerHandle { waker, inbox: Mutex::new(Vec::new()) }));
+        polls.push(poll);
+    }
+    srv.wakers.set(handles.clone()).map_err(|_| io::Error::other("workers started twice"))?;
+    let mut joins = Vec::new();
+    for (i, poll) in polls.into_iter().enumerate() {
+        let mut accepting = Vec::new();
+        for (j, l) in listeners.iter().enumerate() {
+            let mut a = match l {
+                Listener::Tcp(t) => Accepting::Tcp(TcpListener::from_std(t.try_clone()?)),
+                Listener::Unix(u) => Accepting::Unix(UnixListener::from_std(u.try_clone()?)),
+            };
+            let src: &mut dyn mio::event::Source = match &mut a {
+                Accepting::Tcp(t) => t,
+                Accepting::Unix(u) => u,
+            };
+            poll.registry().register(src, Token(LISTENER_BASE + j), Interest::READABLE)?;
+            accepting.push(a);
+        }
+        let mut w = Worker { id: i, srv: srv.clone(), poll, accepting, conns: Vec::new(), free: Vec::new(), handle: handles[i].clone() };
+        joins.push(std::thread::Builder::new().name(format!("dbkv-worker-{i}")).spawn(move || w.run())?);
+    }
+    Ok(joins)
+}
+
+struct Worker {
+    id: usize,
+    srv: Arc<Server>,
+    poll: Poll,
+    accepting: Vec<Accepting>,
+    conns: Vec<Option<Conn>>,
+    free: Vec<usize>,
+    handle: Arc<WorkerHandle>,
+}
+
+impl Worker {
+    fn run(&mut self) {
+        let mut events = Events::with_capacity(1024);
+        let mut touched: Vec<usize> = Vec::new();
+        while !self.srv.shutting_down() {
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_secs(1))) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    tracing::error!("worker {}: poll failed: {e}", self.id);
+                    break;
+                }
+            }
+            touched.clear();
+            for ev in events.iter() {
+                match ev.token() {
+                    WAKER => self.drain_inbox(&mut touched),
+                    Token(t) if t >= LISTENER_BASE && t < WAKER.0 => self.accept(t - LISTENER_BASE),
+                    Token(slot) => {
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(slot);
+                        }
+                        touched.push(slot);
+                    }
+                }
+            }
+            self.finish_pass(&touched);
+        }
+        self.shut_down();
+    }
+
+    fn conn(&mut self, slot: usize) -> Option<&mut Conn> {
+        self.conns.get_mut(slot).and_then(Option::as_mut)
+    }
+
+    fn on_readable(&mut self, slot: usize) {
+        let srv = self.srv.clone();
+        let Some(c) = self.conn(slot) else { return };
+        if let Err(why) = c.on_readable(&srv) {
+            self.close(slot, why);
+        }
+    }
+
+    /// Makes the pass's writes durable if the policy says so, then writes
+    /// the replies.
+    fn finish_pass(&mut self, touched: &[usize]) {
+        if self.srv.settings.sync == SyncPolicy::Always && touched.iter().any(|&s| self.conns.get(s).and_then(Option::as_ref).is_some_and(|c| c.wrote)) {
+            if let Err(e) = self.srv.engine.sync() {
+                tracing::error!("fsync failed; closing the clients whose writes it covered without acknowledging them: {e}");
+                for &s in touched {
+                    if self.conn(s).is_some_and(|c| c.wrote) {
+                        self.conn(s).unwrap().discard_output();
+                        self.close(s, Close::Dropped(format!("fsync failed: {e}")));
+                    }
+                }
+            }
+        }
+        for &slot in touched {
+            self.flush(slot);
+        }
+    }
+
+    fn flush(&mut self, slot: usize) {
+        let srv = self.srv.clone();
+        let reg = self.poll.registry();
+        let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        if let Err(why) = c.flush(&srv, reg, Token(slot)) {
+            self.close(slot, why);
+        }
+    }
+
+    fn drain_inbox(&mut self, touched: &mut Vec<usize>) {
+        let slots = std::mem::take(&mut *self.handle.inbox.lock().unwrap_or_else(|p| p.into_inner()));
+        for slot in slots {
+            let Some(c) = self.conn(slot) else { continue };
+            if c.state.handle.killed() {
+                self.close(slot, Close::Dropped("killed (CLIENT KILL)".into()));
+                continue;
+            }
+            c.take_outbox();
+            touched.push(slot);
+        }
+    }
+
+    fn accept(&mut self, which: usize) {
+        loop {
+            let accepted = match &self.accepting[which] {
+                Accepting::Tcp(l) => l.accept().map(|(s, addr)| {
+                    let _ = s.set_nodelay(true);
+                    let laddr = s.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                    (Stream::Tcp(s), addr.to_string(), laddr)
+                }),
+                Accepting::Unix(l) => l.accept().map(|(s, _)| (Stream::Unix(s), "/unixsocket:0".to_string(), self.srv.settings.unixsocket.clone().unwrap_or_default())),
+            };
+            match accepted {
+                Ok((stream, addr, laddr)) => self.admit(stream, addr, laddr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving
+                    // the clients we have, try again on the next event.
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    fn admit(&mut self, mut stream: Stream, addr: String, laddr: String) {
+        let srv = self.srv.clone();
+        srv.counters.connections_received.fetch_add(1, Ordering::Relaxed);
+        if srv.clients.count() >= srv.settings.maxclients {
+            srv.counters.rejected_connections.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(%addr, "refused a client: max number of clients ({}) reached", srv.settings.maxclients);
+            let msg = b"-ERR max number of clients reached\r\n";
+            let _ = match &mut stream {
+                Stream::Tcp(s) => s.write(msg),
+                Stream::Unix(s) => s.write(msg),
+            };
+            return;
+        }
+        let slot = self.free.pop().unwrap_or_else(|| {
+            self.conns.push(None);
+            self.conns.len() - 1
+        });
+        let handle = Arc::new(ClientHandle::new(srv.clients.next_id(), self.id, slot, addr, laddr));
+        let state = ClientState::new(handle.clone(), srv.settings.requirepass.is_none());
+        let mut conn = Conn::new(stream, state);
+        if let Err(e) = conn.register(self.poll.registry(), Token(slot)) {
+            tracing::warn!("could not register a client: {e}");
+            self.free.push(slot);
+            return;
+        }
+        tracing::debug!(client = handle.id, addr = %handle.addr, "client connected");
+        srv.clients.add(handle);
+        self.conns[slot] = Some(conn);
+    }
+
+    fn close(&mut self, slot: usize, why: Close) {
+        let Some(mut c) = self.conns.get_mut(slot).and_then(Option::take) else { return };
+        c.deregister(self.poll.registry());
+        commands::release_client(&self.srv, &mut c.state);
+        self.srv.clients.remove(c.state.handle.id);
+        let (id, addr) = (c.state.handle.id, &c.state.handle.addr);
+        match why {
+            Close::Normal => tracing::debug!(client = id, %addr, "client disconnected"),
+            Close::Io(e) => tracing::debug!(client = id, %addr, "client disconnected: {e}"),
+            Close::Dropped(reason) => tracing::warn!(client = id, %addr, "dropped a client: {reason}"),
+        }
+        self.free.push(slot);
+    }
+
+    /// Graceful end: stop accepting, run the commands already received,
+    /// make them durable, deliver the replies (for at most a few seconds),
+    /// close.
+    fn shut_down(&mut self) {
+        for mut a in self.accepting.drain(..) {
+            let src: &mut dyn mio::event::Source = match &mut a {
+                Accepting::Tcp(t) => t,
+                Accepting::Unix(u) => u,
+            };
+            let _ = self.poll.registry().deregister(src);
+        }
+        let slots: Vec<usize> = (0..self.conns.len()).filter(|&s| self.conns[s].is_some()).collect();
+        for &s in &slots {
+            self.on_readable(s);
+        }
+        let _ = self.srv.engine.sync();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        for &s in &slots {
+            while Instant::now() < deadline && self.conn(s).is_some_and(|c| c.has_output()) {
+                self.flush(s);
+                if self.conn(s).is_some_and(|c| c.has_output()) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            self.close(s, Close::Normal);
+        }
+    }
+}
