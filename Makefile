@@ -7,7 +7,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all lib quickstart test test-rust test-c test-go test-node header bench install clean
+.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients header bench install clean
 
 all: lib
 
@@ -35,6 +35,12 @@ test-go: lib
 test-node: lib
 	cd bindings/node && npm ci --no-audit --no-fund && npm test
 	node examples/node/quickstart.js $(CURDIR)/target/node-quickstart-data
+
+# Real Redis clients (redis-cli, redis-py, go-redis, ioredis) against
+# `dbkv serve`; DBKV_CLIENTS_TARGET=redis runs them against redis-server.
+test-clients: lib
+	cargo build --release -p dbkv-cli
+	bash cli/tests/clients/run.sh
 
 header:
 	DBKV_BLESS=1 cargo test --release --test header

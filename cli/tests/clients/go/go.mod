@@ -1,0 +1,13 @@
+module dbkv.test/clients
+
+// 1.26: go-redis v9.23.0 (and its golang.org/x/sys) declare go 1.26.0, so
+// the module cannot say less; bindings/go stays at 1.24.
+go 1.26.0
+
+require github.com/redis/go-redis/v9 v9.23.0
+
+require (
+	github.com/cespare/xxhash/v2 v2.3.0 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+)
