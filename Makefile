@@ -1,5 +1,6 @@
 # dbkv: `make quickstart` builds the library and runs the C quick start;
-# `make test` runs every test suite (Rust, C, Go, Node). See README.md.
+# `make test` runs every test suite (Rust, C, Go, Node, server, real
+# Redis clients). See README.md.
 
 RELEASE := target/release
 CC ?= cc
@@ -11,9 +12,10 @@ MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
 all: lib
 
-# The library, its soname link and a pkg-config file pointing at this tree.
+# The library, its soname link, a pkg-config file pointing at this tree,
+# and the `dbkv` binary (`dbkv serve`).
 lib:
-	cargo build --release
+	cargo build --release --workspace
 	ln -sf libdbkv.so $(RELEASE)/libdbkv.so.$(MAJOR)
 	@printf 'prefix=%s\nlibdir=$${prefix}/target/release\nincludedir=$${prefix}/include\n\nName: dbkv\nDescription: Embedded durable key-value engine\nVersion: %s\nLibs: -L$${libdir} -Wl,-rpath,$${libdir} -ldbkv\nCflags: -I$${includedir}\n' "$(CURDIR)" "$(VERSION)" > $(RELEASE)/dbkv.pc
 
@@ -21,12 +23,13 @@ quickstart: lib
 	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/quickstart.c -L$(RELEASE) -Wl,-rpath,$(CURDIR)/$(RELEASE) -ldbkv -o $(RELEASE)/quickstart
 	$(RELEASE)/quickstart
 
-test: lib test-rust test-go test-node
+test: lib test-rust test-go test-node test-clients
 	@echo "all suites passed"
 
-# Rust unit, property, crash and C-suite tests (the C suite is driven from cargo test).
+# Rust unit, property, crash, C-suite (driven from cargo test) and server
+# integration tests.
 test-rust:
-	cargo test --release
+	cargo test --release --workspace
 
 test-go: lib
 	cd bindings/go && PKG_CONFIG_PATH=$(CURDIR)/$(RELEASE) go vet ./... && PKG_CONFIG_PATH=$(CURDIR)/$(RELEASE) go test -race -count=1 ./...
@@ -39,7 +42,6 @@ test-node: lib
 # Real Redis clients (redis-cli, redis-py, go-redis, ioredis) against
 # `dbkv serve`; DBKV_CLIENTS_TARGET=redis runs them against redis-server.
 test-clients: lib
-	cargo build --release -p dbkv-cli
 	bash cli/tests/clients/run.sh
 
 header:

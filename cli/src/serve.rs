@@ -72,7 +72,7 @@ pub struct ServeArgs {
     /// Allow a non-loopback --bind without --requirepass.
     #[arg(long, env = "DBKV_UNPROTECTED")]
     unprotected: bool,
-    /// Worker threads serving connections (default: one per core).
+    /// Worker threads serving connections (default: half the cores, at least 1).
     #[arg(long, env = "DBKV_THREADS", value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: Option<u64>,
     /// Most simultaneous clients; later connections get an error and are closed.
@@ -183,7 +183,7 @@ pub fn run(a: ServeArgs) -> ExitCode {
             return close(srv, ExitCode::from(1));
         }
     };
-    let threads = a.threads.map_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()), |n| n as usize);
+    let threads = a.threads.map_or_else(default_threads, |n| n as usize);
     let workers = match event_loop::start(srv.clone(), &listeners, threads) {
         Ok(w) => w,
         Err(e) => {
@@ -200,6 +200,14 @@ pub fn run(a: ServeArgs) -> ExitCode {
         let _ = std::fs::remove_file(p);
     }
     close(srv, ExitCode::SUCCESS)
+}
+
+/// Half the cores: the WAL writer, the snapshotter and (usually) clients
+/// on the same host need the rest. On 2 cores one worker beats two: two
+/// workers and a benchmark client contend for the cores (measured in the
+/// README's benchmark section).
+fn default_threads() -> usize {
+    (std::thread::available_parallelism().map_or(2, |n| n.get()) / 2).max(1)
 }
 
 fn settings(a: &ServeArgs) -> Settings {

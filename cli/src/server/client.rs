@@ -34,7 +34,7 @@ pub struct ClientInfo {
     pub name: Vec<u8>,
     pub lib_name: Vec<u8>,
     pub lib_ver: Vec<u8>,
-    pub last_cmd: String,
+    pub last_cmd: &'static str,
     pub subscriptions: usize,
     pub patterns: usize,
     pub in_multi: bool,

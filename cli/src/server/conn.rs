@@ -54,7 +54,11 @@ pub enum Close {
 pub struct Conn {
     pub stream: Stream,
     pub state: ClientState,
+    /// Input: bytes `rstart..rend` of `rbuf` are read but not yet run.
+    /// The buffer stays initialized, so a read never zeroes memory first.
     rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
     pub wbuf: Vec<u8>,
     wpos: usize,
     writable: bool,
@@ -63,11 +67,11 @@ pub struct Conn {
     pub wrote: bool,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 
 impl Conn {
     pub fn new(stream: Stream, state: ClientState) -> Conn {
-        Conn { stream, state, rbuf: Vec::new(), wbuf: Vec::new(), wpos: 0, writable: false, wrote: false }
+        Conn { stream, state, rbuf: Vec::new(), rstart: 0, rend: 0, wbuf: Vec::new(), wpos: 0, writable: false, wrote: false }
     }
 
     pub fn register(&mut self, reg: &Registry, token: Token) -> io::Result<()> {
@@ -81,17 +85,24 @@ impl Conn {
     /// Reads until the socket would block, running every whole command as
     /// it arrives (so one client's pipeline never sits in memory whole).
     pub fn on_readable(&mut self, srv: &Server) -> Result<(), Close> {
-        let mut chunk = [0u8; READ_CHUNK];
         loop {
             if self.state.close_after_reply {
                 return Ok(());
             }
-            match self.stream.read(&mut chunk) {
+            self.make_room();
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => return Err(Close::Normal),
                 Ok(n) => {
                     srv.counters.net_input_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-                    self.rbuf.extend_from_slice(&chunk[..n]);
+                    let full = self.rend + n == self.rbuf.len();
+                    self.rend += n;
                     self.run_commands(srv)?;
+                    // A short read emptied the socket: data arriving later
+                    // raises a new edge, so skip the read that would only
+                    // say EAGAIN (one syscall per request saved).
+                    if !full {
+                        return Ok(());
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -100,16 +111,36 @@ impl Conn {
         }
     }
 
+    /// Leaves at least `READ_CHUNK` free bytes after the unread input,
+    /// moving that input to the front first.
+    fn make_room(&mut self) {
+        if self.rstart == self.rend {
+            self.rstart = 0;
+            self.rend = 0;
+        }
+        if self.rbuf.len() - self.rend >= READ_CHUNK {
+            return;
+        }
+        if self.rstart > 0 {
+            self.rbuf.copy_within(self.rstart..self.rend, 0);
+            self.rend -= self.rstart;
+            self.rstart = 0;
+        }
+        if self.rbuf.len() - self.rend < READ_CHUNK {
+            self.rbuf.resize(self.rend + READ_CHUNK.max(self.rend), 0);
+        }
+    }
+
     /// Runs every whole command in the input buffer.
     pub fn run_commands(&mut self, srv: &Server) -> Result<(), Close> {
         let limits = Limits { max_bulk: srv.settings.max_bulk };
-        let mut pos = 0;
-        let Conn { rbuf, wbuf, state, wrote, .. } = self;
-        while pos < rbuf.len() && !state.close_after_reply {
+        let Conn { rbuf, rstart, rend, wbuf, state, wrote, .. } = self;
+        let mut pos = *rstart;
+        while pos < *rend && !state.close_after_reply {
             if wbuf.len() > srv.settings.output_buffer_limit {
                 return Err(Close::Dropped(format!("output buffer over {} bytes (client-output-buffer-limit)", srv.settings.output_buffer_limit)));
             }
-            match resp::parse(&rbuf[pos..], &limits) {
+            match resp::parse(&rbuf[pos..*rend], &limits) {
                 Parsed::Incomplete => break,
                 Parsed::Empty { used } => pos += used,
                 Parsed::Error(msg) => {
@@ -132,12 +163,17 @@ impl Conn {
                 }
             }
         }
-        rbuf.drain(..pos);
-        if rbuf.len() > srv.settings.query_buffer_limit {
+        *rstart = pos;
+        if *rend - *rstart > srv.settings.query_buffer_limit {
             return Err(Close::Dropped(format!("query buffer over {} bytes (client-query-buffer-limit)", srv.settings.query_buffer_limit)));
         }
-        if rbuf.capacity() > 4 * READ_CHUNK && rbuf.len() < READ_CHUNK {
-            rbuf.shrink_to(READ_CHUNK);
+        if rbuf.len() > 4 * READ_CHUNK && *rend - *rstart < READ_CHUNK {
+            // A big request is done: give its memory back.
+            rbuf.copy_within(*rstart..*rend, 0);
+            *rend -= *rstart;
+            *rstart = 0;
+            rbuf.truncate(READ_CHUNK);
+            rbuf.shrink_to_fit();
         }
         Ok(())
     }

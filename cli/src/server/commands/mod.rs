@@ -169,7 +169,7 @@ pub fn execute(srv: &Server, state: &mut ClientState, argv: &[&[u8]], out: &mut 
         state.wrote = true;
         srv.counters.dirty.fetch_add(1, Ordering::Relaxed);
     }
-    state.handle.info().last_cmd = spec.name.to_string();
+    state.handle.info().last_cmd = spec.name;
     (spec.run)(&mut Ctx { srv, client: state, out: reply, txn: None }, argv);
 }
 
