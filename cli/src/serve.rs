@@ -5,7 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -247,22 +247,18 @@ fn open_engine(a: &ServeArgs, opts: Options) -> Result<Engine, ExitCode> {
     } else {
         tracing::info!(data_dir = %a.data_dir.display(), "recovering");
     }
-    let done = Arc::new(AtomicBool::new(false));
-    let ticker = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let mut waited = 0;
-            while !done.load(Ordering::Acquire) {
-                std::thread::sleep(Duration::from_millis(100));
-                waited += 1;
-                if waited % 50 == 0 && !done.load(Ordering::Acquire) {
-                    tracing::info!("still recovering after {} s", waited / 10);
-                }
-            }
-        })
-    };
+    // Progress while recovery runs: the engine reports nothing until it
+    // is done, so say how long it has been running every 5 s.
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    let ticker = std::thread::spawn(move || {
+        let mut waited = 0;
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(5)) {
+            waited += 5;
+            tracing::info!("still recovering after {waited} s");
+        }
+    });
     let r = Engine::open(opts);
-    done.store(true, Ordering::Release);
+    drop(done);
     let _ = ticker.join();
     match r {
         Ok(e) => {

@@ -10,8 +10,10 @@
 
 mod admin;
 mod connection;
+mod expire;
 mod keys;
 mod pubsub;
+mod scan;
 mod strings;
 mod table;
 mod txn;

@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::flag::*;
-use super::{admin, connection, keys, pubsub, strings, txn, Ctx};
+use super::{admin, connection, expire, keys, pubsub, scan, strings, txn, Ctx};
 
 pub type Handler = for<'a, 't> fn(&mut Ctx<'a, 't>, &[&[u8]]);
 
@@ -80,22 +80,22 @@ pub static COMMANDS: &[Spec] = &[
     cmd!("del", -2, WRITE, ALLARGS, "generic", "Deletes one or more keys.", keys::del),
     cmd!("unlink", -2, WRITE | FAST, ALLARGS, "generic", "Asynchronously deletes one or more keys.", keys::del),
     cmd!("exists", -2, READONLY | FAST, ALLARGS, "generic", "Determines whether one or more keys exist.", keys::exists),
-    cmd!("expire", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key in seconds.", keys::expire),
-    cmd!("pexpire", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key in milliseconds.", keys::pexpire),
-    cmd!("expireat", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key to a Unix timestamp.", keys::expireat),
-    cmd!("pexpireat", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", keys::pexpireat),
-    cmd!("ttl", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time in seconds of a key.", keys::ttl),
-    cmd!("pttl", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time in milliseconds of a key.", keys::pttl),
-    cmd!("expiretime", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time of a key as a Unix timestamp.", keys::expiretime),
-    cmd!("pexpiretime", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.", keys::pexpiretime),
-    cmd!("persist", 2, WRITE | FAST, KEY1, "generic", "Removes the expiration time of a key.", keys::persist),
+    cmd!("expire", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key in seconds.", expire::expire),
+    cmd!("pexpire", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key in milliseconds.", expire::pexpire),
+    cmd!("expireat", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key to a Unix timestamp.", expire::expireat),
+    cmd!("pexpireat", -3, WRITE | FAST, KEY1, "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", expire::pexpireat),
+    cmd!("ttl", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time in seconds of a key.", expire::ttl),
+    cmd!("pttl", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time in milliseconds of a key.", expire::pttl),
+    cmd!("expiretime", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time of a key as a Unix timestamp.", expire::expiretime),
+    cmd!("pexpiretime", 2, READONLY | FAST, KEY1, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.", expire::pexpiretime),
+    cmd!("persist", 2, WRITE | FAST, KEY1, "generic", "Removes the expiration time of a key.", expire::persist),
     cmd!("type", 2, READONLY | FAST, KEY1, "generic", "Determines the type of value stored at a key.", keys::type_),
-    cmd!("scan", -2, READONLY | ALL_KEYS, NOKEYS, "generic", "Iterates over the key names in the database.", keys::scan),
-    cmd!("keys", 2, READONLY | ALL_KEYS, NOKEYS, "generic", "Returns all key names that match a pattern.", keys::keys),
-    cmd!("dbsize", 1, READONLY | FAST | ALL_KEYS, NOKEYS, "server", "Returns the number of keys in the database.", keys::dbsize),
+    cmd!("scan", -2, READONLY | ALL_KEYS, NOKEYS, "generic", "Iterates over the key names in the database.", scan::scan),
+    cmd!("keys", 2, READONLY | ALL_KEYS, NOKEYS, "generic", "Returns all key names that match a pattern.", scan::keys),
+    cmd!("dbsize", 1, READONLY | FAST | ALL_KEYS, NOKEYS, "server", "Returns the number of keys in the database.", scan::dbsize),
     cmd!("flushdb", -1, WRITE | ALL_KEYS, NOKEYS, "server", "Remove all keys from the current database.", keys::flushall),
     cmd!("flushall", -1, WRITE | ALL_KEYS, NOKEYS, "server", "Removes all keys from all databases.", keys::flushall),
-    cmd!("randomkey", 1, READONLY | ALL_KEYS, NOKEYS, "generic", "Returns a random key name from the database.", keys::randomkey),
+    cmd!("randomkey", 1, READONLY | ALL_KEYS, NOKEYS, "generic", "Returns a random key name from the database.", scan::randomkey),
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, WRITE | FAST, (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
     cmd!("copy", -3, WRITE, (1, 2, 1), "generic", "Copies the value of a key to a new key.", keys::copy),
