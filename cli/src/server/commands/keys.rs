@@ -1,11 +1,7 @@
-//! Key-space commands (DEL, EXISTS, TTLs, TYPE, SCAN, KEYS, FLUSHALL, RENAME, COPY...).
+//! Key commands: DEL, EXISTS, TYPE, FLUSHALL, RENAME, COPY (TTLs are in
+//! `expire`, iteration in `scan`).
 //!
-//! Every key is a string today, so TYPE answers `string` or `none`. SCAN
-//! cursors are engine shard indices: a call returns whole shards, so a
-//! key present for the whole iteration is returned, and since a key never
-//! changes shard, no key is returned twice. Inside EXEC the transaction
-//! holds every shard these commands need, so they read through it:
-//! calling the engine there would wait on the locks EXEC itself holds.
+//! Every key is a string today, so TYPE answers `string` or `none`.
 
 use std::sync::atomic::Ordering;
 
