@@ -175,7 +175,7 @@ pub fn run(a: ServeArgs) -> ExitCode {
         Err(code) => return code,
     };
     let settings = settings(&a);
-    let srv = Arc::new(Server::new(engine, settings));
+    let srv = Server::new(engine, settings).shared();
     let listeners = match bind_all(&a, &srv) {
         Ok(l) => l,
         Err(m) => {

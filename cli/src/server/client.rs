@@ -34,7 +34,7 @@ pub struct ClientInfo {
     pub name: Vec<u8>,
     pub lib_name: Vec<u8>,
     pub lib_ver: Vec<u8>,
-    pub last_cmd: &'static str,
+    pub last_cmd: std::borrow::Cow<'static, str>,
     pub subscriptions: usize,
     pub patterns: usize,
     pub in_multi: bool,
@@ -67,6 +67,18 @@ impl ClientHandle {
 
     pub fn killed(&self) -> bool {
         self.kill.load(Ordering::Acquire)
+    }
+
+    /// Records activity now (CLIENT LIST `idle=`): `last_active` holds
+    /// milliseconds since `created` (0: none since the connection opened).
+    pub fn touch(&self) {
+        self.last_active.store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Whole seconds since the last `touch` (or since the connection opened).
+    pub fn idle_secs(&self, now: Instant) -> u64 {
+        let since_created = now.saturating_duration_since(self.created).as_millis() as u64;
+        since_created.saturating_sub(self.last_active.load(Ordering::Relaxed)) / 1000
     }
 }
 

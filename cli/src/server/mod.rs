@@ -16,7 +16,7 @@ pub mod reply;
 pub mod resp;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use dbkv::Engine;
@@ -90,6 +90,12 @@ pub struct Server {
     pub wakers: OnceLock<Vec<std::sync::Arc<event_loop::WorkerHandle>>>,
     /// The TCP port actually bound (port 0 asks the OS for one).
     pub bound_port: AtomicU64,
+    /// Background saves (BGSAVE) running, and whether the last one worked.
+    pub bgsaves: AtomicU64,
+    pub last_bgsave_ok: AtomicBool,
+    /// The server's own `Arc` once `shared` made one: lets a command start
+    /// work that outlives it (BGSAVE).
+    me: OnceLock<Weak<Server>>,
 }
 
 impl Server {
@@ -106,7 +112,22 @@ impl Server {
             shutdown: AtomicBool::new(false),
             wakers: OnceLock::new(),
             bound_port: AtomicU64::new(0),
+            bgsaves: AtomicU64::new(0),
+            last_bgsave_ok: AtomicBool::new(true),
+            me: OnceLock::new(),
         }
+    }
+
+    /// Moves the server into an `Arc` that commands can reach (`arc`).
+    pub fn shared(self) -> Arc<Server> {
+        let srv = Arc::new(self);
+        let _ = srv.me.set(Arc::downgrade(&srv));
+        srv
+    }
+
+    /// The `Arc` holding this server, if it was made by `shared`.
+    pub fn arc(&self) -> Option<Arc<Server>> {
+        self.me.get().and_then(Weak::upgrade)
     }
 
     /// Starts a graceful shutdown: workers stop accepting, finish what

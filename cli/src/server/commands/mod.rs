@@ -9,8 +9,10 @@
 //! direct engine call when not inside EXEC.
 
 mod admin;
+mod client_cmd;
 mod connection;
 mod expire;
+mod info;
 mod keys;
 mod pubsub;
 mod scan;
@@ -171,7 +173,8 @@ pub fn execute(srv: &Server, state: &mut ClientState, argv: &[&[u8]], out: &mut 
         state.wrote = true;
         srv.counters.dirty.fetch_add(1, Ordering::Relaxed);
     }
-    state.handle.info().last_cmd = spec.name;
+    state.handle.info().last_cmd = std::borrow::Cow::Borrowed(spec.name);
+    state.handle.touch();
     (spec.run)(&mut Ctx { srv, client: state, out: reply, txn: None }, argv);
 }
 
