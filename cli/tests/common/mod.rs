@@ -263,7 +263,14 @@ impl Server {
     /// retries if another process took the port meanwhile.
     fn spawn(&mut self) {
         for attempt in 0.. {
-            self.port = free_port();
+            let fixed = self.envs.iter().find(|(k, _)| k == "DBKV_PORT").map(|(_, v)| v.clone()).or_else(|| {
+                let i = self.args.iter().position(|a| a == "--port")?;
+                self.args.get(i + 1).cloned()
+            });
+            self.port = match fixed {
+                Some(p) => p.parse().expect("a numeric port"),
+                None => free_port(),
+            };
             let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
             let child = self.command().stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().expect("spawn the server");
             self.child = Some(child);
@@ -581,6 +588,13 @@ impl Client {
     pub fn cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Value {
         self.send(args);
         self.read_value()
+    }
+
+    /// Sends a command and reads its reply; an error instead of a panic
+    /// when the connection is gone.
+    pub fn try_cmd<A: AsRef<[u8]>>(&mut self, args: &[A]) -> Result<Value, ReadError> {
+        self.try_send_raw(&Client::encode(args)).map_err(ReadError::Io)?;
+        self.try_read_value()
     }
 
     /// Reads one value; panics if there is none.
