@@ -45,12 +45,12 @@ fn expire_ttl_persist() {
     assert_eq!(c.cmd(&["EXPIRE", "missing", "100"]), Value::Int(0));
     assert_eq!(c.cmd(&["EXPIRE", "k", "100"]), Value::Int(1));
     let ttl = int(&c.cmd(&["TTL", "k"]));
-    assert!((95..=100).contains(&ttl), "TTL {ttl}");
+    assert!((80..=100).contains(&ttl), "TTL {ttl}");
     let pttl = int(&c.cmd(&["PTTL", "k"]));
-    assert!((95_000..=100_000).contains(&pttl), "PTTL {pttl}");
+    assert!((80_000..=100_000).contains(&pttl), "PTTL {pttl}");
     assert_eq!(c.cmd(&["PEXPIRE", "k", "200000"]), Value::Int(1));
     let ttl = int(&c.cmd(&["TTL", "k"]));
-    assert!((195..=200).contains(&ttl), "TTL {ttl}");
+    assert!((180..=200).contains(&ttl), "TTL {ttl}");
     assert_eq!(c.cmd(&["PERSIST", "k"]), Value::Int(1));
     assert_eq!(c.cmd(&["PERSIST", "k"]), Value::Int(0));
     assert_eq!(c.cmd(&["PERSIST", "missing"]), Value::Int(0));
@@ -104,7 +104,7 @@ fn expire_options_nx_xx_gt_lt() {
     assert_eq!(c.cmd(&["EXPIRE", "k", "400", "LT"]), Value::Int(0));
     assert_eq!(c.cmd(&["PEXPIRE", "k", "150000", "LT"]), Value::Int(1));
     let ttl = int(&c.cmd(&["TTL", "k"]));
-    assert!((145..=150).contains(&ttl), "TTL {ttl}");
+    assert!((130..=150).contains(&ttl), "TTL {ttl}");
     ok(&c.cmd(&["SET", "plain", "v"]));
     assert_eq!(c.cmd(&["EXPIRE", "plain", "100", "LT"]), Value::Int(1));
     err_eq(&c.cmd(&["EXPIRE", "k", "10", "NX", "XX"]), "ERR NX and XX, GT or LT options at the same time are not compatible");
@@ -125,7 +125,9 @@ fn expireat_and_expiretime() {
     assert_eq!(c.cmd(&["EXPIREAT", "k", &at.to_string()]), Value::Int(1));
     assert_eq!(c.cmd(&["EXPIRETIME", "k"]), Value::Int(at));
     assert_eq!(c.cmd(&["PEXPIRETIME", "k"]), Value::Int(at * 1000));
-    let pat = now_ms() + 500_000;
+    // A millisecond part of 250: EXPIRETIME is the same whether it rounds
+    // (as Redis does) or truncates.
+    let pat = (now_ms() / 1000 + 500) * 1000 + 250;
     assert_eq!(c.cmd(&["PEXPIREAT", "k", &pat.to_string()]), Value::Int(1));
     assert_eq!(c.cmd(&["PEXPIRETIME", "k"]), Value::Int(pat));
     assert_eq!(c.cmd(&["EXPIRETIME", "k"]), Value::Int(pat / 1000));
@@ -269,7 +271,7 @@ fn rename_renamenx() {
     ok(&c.cmd(&["SET", "u", "v", "EX", "5000"]));
     ok(&c.cmd(&["RENAME", "t", "u"]));
     let ttl = int(&c.cmd(&["TTL", "u"]));
-    assert!((95..=100).contains(&ttl), "TTL {ttl}");
+    assert!((80..=100).contains(&ttl), "TTL {ttl}");
     ok(&c.cmd(&["SET", "p", "v"]));
     ok(&c.cmd(&["RENAME", "p", "u"]));
     assert_eq!(c.cmd(&["TTL", "u"]), Value::Int(-1));
@@ -291,7 +293,7 @@ fn copy_keys() {
     assert_eq!(c.cmd(&["COPY", "src", "dst"]), Value::Int(1));
     assert_eq!(c.cmd(&["MGET", "src", "dst"]), arr(vec![b("v"), b("v")]));
     let ttl = int(&c.cmd(&["TTL", "dst"]));
-    assert!((95..=100).contains(&ttl), "COPY keeps the TTL: {ttl}");
+    assert!((80..=100).contains(&ttl), "COPY keeps the TTL: {ttl}");
     ok(&c.cmd(&["SET", "src", "w"]));
     assert_eq!(c.cmd(&["COPY", "src", "dst"]), Value::Int(0));
     assert_eq!(c.cmd(&["GET", "dst"]), b("v"));

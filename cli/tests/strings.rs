@@ -82,7 +82,8 @@ fn expiry_of_set_ex_px_setex_psetex() {
     // A plain SET clears the TTL: the value outlives the old one.
     ok(&c.cmd(&["SET", "cleared", "v", "PX", "50"]));
     ok(&c.cmd(&["SET", "cleared", "v2"]));
-    ok(&c.cmd(&["SET", "kept", "v", "PX", "50"]));
+    // 1.5 s: KEEPTTL must find the TTL still there on a slow machine.
+    ok(&c.cmd(&["SET", "kept", "v", "PX", "1500"]));
     ok(&c.cmd(&["SET", "kept", "v2", "KEEPTTL"]));
     common::eventually("KEEPTTL key expires", || c.cmd(&["GET", "kept"]).is_nil());
     assert_eq!(c.cmd(&["GET", "cleared"]), b("v2"));
@@ -122,14 +123,14 @@ fn setnx_getset_getdel_getex() {
     assert_eq!(c.cmd(&["GETEX", "g"]), b("v"));
     assert_eq!(c.cmd(&["GETEX", "g", "PX", "50"]), b("v"));
     common::eventually("GETEX PX expires the key", || c.cmd(&["GET", "g"]).is_nil());
-    ok(&c.cmd(&["SET", "g", "v", "PX", "50"]));
+    ok(&c.cmd(&["SET", "g", "v", "PX", "1000"]));
     assert_eq!(c.cmd(&["GETEX", "g", "PERSIST"]), b("v"));
     assert_eq!(c.cmd(&["GETEX", "missing", "EX", "10"]), Value::NilBulk);
     err_eq(&c.cmd(&["GETEX", "g", "EX", "0"]), "ERR invalid expire time in 'getex' command");
     err_eq(&c.cmd(&["GETEX", "g", "PERSIST", "EX", "10"]), "ERR syntax error");
     err_eq(&c.cmd(&["GETEX", "g", "BOGUS"]), "ERR syntax error");
-    // Still there: PERSIST removed the 50 ms TTL (checked after it would have passed).
-    std::thread::sleep(std::time::Duration::from_millis(150));
+    // Still there: PERSIST removed the 1 s TTL (checked after it would have passed).
+    std::thread::sleep(std::time::Duration::from_millis(1300));
     assert_eq!(c.cmd(&["GET", "g"]), b("v"));
 }
 
