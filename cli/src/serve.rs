@@ -191,10 +191,24 @@ pub fn run(a: ServeArgs) -> ExitCode {
             return close(srv, ExitCode::from(1));
         }
     };
+    let syncer = (srv.settings.sync == SyncPolicy::Always).then(|| {
+        let srv = srv.clone();
+        std::thread::Builder::new().name("dbkv-group-commit".into()).spawn(move || crate::server::group_commit::Gate::run(srv))
+    });
+    let syncer = match syncer.transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("could not start the group-commit thread: {e}");
+            return close(srv, ExitCode::from(1));
+        }
+    };
     watch_signals(srv.clone());
     tracing::info!(threads, "ready to accept connections");
     for w in workers {
         let _ = w.join();
+    }
+    if let Some(s) = syncer {
+        let _ = s.join();
     }
     if let Some(p) = &a.unixsocket {
         let _ = std::fs::remove_file(p);

@@ -65,13 +65,17 @@ pub struct Conn {
     /// A command since the last flush wrote something (`--sync always`
     /// holds the replies until an fsync covers it).
     pub wrote: bool,
+    /// Group-commit ticket the output waits for (0 = none).
+    pub hold_until: u64,
+    /// The slot is in its worker's list of held connections.
+    pub held: bool,
 }
 
 const READ_CHUNK: usize = 16 * 1024;
 
 impl Conn {
     pub fn new(stream: Stream, state: ClientState) -> Conn {
-        Conn { stream, state, rbuf: Vec::new(), rstart: 0, rend: 0, wbuf: Vec::new(), wpos: 0, writable: false, wrote: false }
+        Conn { stream, state, rbuf: Vec::new(), rstart: 0, rend: 0, wbuf: Vec::new(), wpos: 0, writable: false, wrote: false, hold_until: 0, held: false }
     }
 
     pub fn register(&mut self, reg: &Registry, token: Token) -> io::Result<()> {

@@ -2,9 +2,9 @@
 //! and a clone of every listener (whichever worker wakes first accepts).
 //!
 //! One pass of a worker: run the commands of every readable connection,
-//! then, under `--sync always`, one fsync for all the writes of the pass
-//! (group commit), then write the replies. Replies never leave before the
-//! writes they acknowledge are as durable as the sync policy promises.
+//! then write the replies; under `--sync always` the replies of writes
+//! wait for the group commit (`group_commit`). Replies never leave before
+//! the writes they acknowledge are as durable as the sync policy promises.
 
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
@@ -78,7 +78,7 @@ pub fn start(srv: Arc<Server>, listeners: &[Listener], threads: usize) -> io::Re
             poll.registry().register(src, Token(LISTENER_BASE + j), Interest::READABLE)?;
             accepting.push(a);
         }
-        let mut w = Worker { id: i, srv: srv.clone(), poll, accepting, conns: Vec::new(), free: Vec::new(), handle: handles[i].clone() };
+        let mut w = Worker { id: i, srv: srv.clone(), poll, accepting, conns: Vec::new(), free: Vec::new(), handle: handles[i].clone(), held: Vec::new() };
         joins.push(std::thread::Builder::new().name(format!("dbkv-worker-{i}")).spawn(move || w.run())?);
     }
     Ok(joins)
@@ -92,6 +92,8 @@ struct Worker {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     handle: Arc<WorkerHandle>,
+    /// Connections whose output waits for a group commit.
+    held: Vec<usize>,
 }
 
 impl Worker {
@@ -135,29 +137,51 @@ impl Worker {
         }
     }
 
-    /// Makes the pass's writes durable if the policy says so, then writes
-    /// the replies.
+    /// Under `--sync always`, holds the replies of the clients that wrote
+    /// in this pass until the group commit covers them; writes the rest,
+    /// and any held replies whose fsync completed.
     fn finish_pass(&mut self, touched: &[usize]) {
-        if self.srv.settings.sync == SyncPolicy::Always && touched.iter().any(|&s| self.conns.get(s).and_then(Option::as_ref).is_some_and(|c| c.wrote)) {
-            if let Err(e) = self.srv.engine.sync() {
-                tracing::error!("fsync failed; closing the clients whose writes it covered without acknowledging them: {e}");
-                for &s in touched {
-                    if self.conn(s).is_some_and(|c| c.wrote) {
-                        self.conn(s).unwrap().discard_output();
-                        self.close(s, Close::Dropped(format!("fsync failed: {e}")));
-                    }
+        if self.srv.settings.sync == SyncPolicy::Always {
+            let writers: Vec<usize> = touched.iter().copied().filter(|&s| self.conn(s).is_some_and(|c| c.wrote)).collect();
+            if !writers.is_empty() {
+                let ticket = self.srv.gate.request();
+                for s in writers {
+                    let c = self.conn(s).expect("listed above");
+                    c.hold_until = ticket;
+                    c.wrote = false;
                 }
             }
         }
         for &slot in touched {
             self.flush(slot);
         }
+        for slot in std::mem::take(&mut self.held) {
+            if let Some(c) = self.conn(slot) {
+                c.held = false;
+            }
+            self.flush(slot);
+        }
     }
 
+    /// Writes a client's output, unless it waits for a group commit.
     fn flush(&mut self, slot: usize) {
         let srv = self.srv.clone();
-        let reg = self.poll.registry();
         let Some(c) = self.conns.get_mut(slot).and_then(Option::as_mut) else { return };
+        if c.hold_until != 0 {
+            if srv.gate.failed() {
+                c.discard_output();
+                return self.close(slot, Close::Dropped("fsync failed: its writes were not acknowledged".into()));
+            }
+            if !srv.gate.done(c.hold_until) {
+                if !c.held {
+                    c.held = true;
+                    self.held.push(slot);
+                }
+                return;
+            }
+            c.hold_until = 0;
+        }
+        let reg = self.poll.registry();
         if let Err(why) = c.flush(&srv, reg, Token(slot)) {
             self.close(slot, why);
         }
@@ -259,9 +283,17 @@ impl Worker {
         for &s in &slots {
             self.on_readable(s);
         }
-        let _ = self.srv.engine.sync();
+        // Everything logged is durable after this; replies of writes it
+        // could not make durable are dropped, never sent.
+        let synced = self.srv.engine.sync().is_ok();
         let deadline = Instant::now() + Duration::from_secs(3);
         for &s in &slots {
+            if let Some(c) = self.conn(s) {
+                if c.hold_until != 0 && !synced {
+                    c.discard_output();
+                }
+                c.hold_until = 0;
+            }
             while Instant::now() < deadline && self.conn(s).is_some_and(|c| c.has_output()) {
                 self.flush(s);
                 if self.conn(s).is_some_and(|c| c.has_output()) {

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod conn;
 pub mod event_loop;
 pub mod glob;
+pub mod group_commit;
 pub mod pubsub;
 pub mod reply;
 pub mod resp;
@@ -81,6 +82,8 @@ pub struct Server {
     pub pubsub: PubSub,
     pub clients: Clients,
     pub counters: Counters,
+    /// Group commit for `--sync always` (see `group_commit`).
+    pub gate: group_commit::Gate,
     pub started: Instant,
     pub run_id: String,
     /// Unix seconds of the last snapshot this server took (or its start).
@@ -106,6 +109,7 @@ impl Server {
             pubsub: PubSub::default(),
             clients: Clients::default(),
             counters: Counters::default(),
+            gate: group_commit::Gate::default(),
             started: Instant::now(),
             run_id: run_id(),
             lastsave: AtomicU64::new(unix_secs()),
@@ -134,6 +138,7 @@ impl Server {
     /// they read, flush their replies and exit.
     pub fn request_shutdown(&self) {
         self.shutdown.store(true, Ordering::SeqCst);
+        self.gate.stop();
         for w in self.wakers.get().into_iter().flatten() {
             w.wake();
         }
