@@ -309,6 +309,7 @@ fn bind_all(a: &ServeArgs, srv: &Server) -> Result<Vec<Listener>, String> {
             let addr = SocketAddr::new(*ip, a.port);
             let l = std::net::TcpListener::bind(addr).map_err(|e| format!("could not listen on {addr}: {e}"))?;
             l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            deepen_backlog(&l);
             let port = l.local_addr().map_err(|e| e.to_string())?.port();
             srv.bound_port.store(port as u64, Ordering::Relaxed);
             tracing::info!("listening on {}", l.local_addr().map_err(|e| e.to_string())?);
@@ -326,6 +327,18 @@ fn bind_all(a: &ServeArgs, srv: &Server) -> Result<Vec<Listener>, String> {
         out.push(Listener::Unix(l));
     }
     Ok(out)
+}
+
+/// std listens with a backlog of 128; a burst of connects (a worker pool
+/// starting) then waits a second for a SYN retry. 511 is Redis's default
+/// (`tcp-backlog`); the kernel caps it at `net.core.somaxconn`.
+fn deepen_backlog(l: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen() on a socket we own; calling it again on a listening
+    // socket only changes the backlog.
+    unsafe {
+        libc::listen(l.as_raw_fd(), 511);
+    }
 }
 
 /// SIGTERM and SIGINT start the graceful shutdown; a second one while it

@@ -652,6 +652,11 @@ impl Engine {
         Ok(s.live(key, || self.inner.now()).map(|e| (e.value().to_vec(), e.expires_at())))
     }
 
+    /// Entries with a TTL (expired ones not yet swept included): O(shards).
+    pub fn count_expiring(&self) -> u64 {
+        self.inner.shards.iter().map(|s| s.read().ttl_entries() as u64).sum()
+    }
+
     /// The engine's clock (unix ms): what TTLs are measured against.
     pub fn now_ms(&self) -> u64 {
         self.inner.now()

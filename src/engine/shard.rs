@@ -152,6 +152,10 @@ impl ShardData {
         self.map.iter().filter(|e| !e.is_live(|| now_ms)).map(|e| e.key().to_vec()).collect()
     }
 
+    pub fn ttl_entries(&self) -> usize {
+        self.ttl_count
+    }
+
     pub fn has_ttl_entries(&self) -> bool {
         self.ttl_count != 0
     }

@@ -1,7 +1,6 @@
 //! One client connection: its socket, input and output buffers, and the
 //! loop that parses whole commands out of the input and runs them.
 
-use std::borrow::Cow;
 use std::io::{self, Read, Write};
 
 use mio::event::Source;
@@ -88,14 +87,22 @@ impl Conn {
 
     /// Reads until the socket would block, running every whole command as
     /// it arrives (so one client's pipeline never sits in memory whole).
-    pub fn on_readable(&mut self, srv: &Server) -> Result<(), Close> {
+    /// `drain`: the peer closed its side (or the socket errored), so read
+    /// on to the end of input even after a short read: no later event
+    /// would report that end.
+    pub fn on_readable(&mut self, srv: &Server, drain: bool) -> Result<(), Close> {
         loop {
             if self.state.close_after_reply {
                 return Ok(());
             }
             self.make_room();
             match self.stream.read(&mut self.rbuf[self.rend..]) {
-                Ok(0) => return Err(Close::Normal),
+                // The peer finished sending (it may still read, as `nc -N`
+                // does): the replies already due go out, then we close.
+                Ok(0) => {
+                    self.state.close_after_reply = true;
+                    return Ok(());
+                }
                 Ok(n) => {
                     srv.counters.net_input_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     let full = self.rend + n == self.rbuf.len();
@@ -104,7 +111,7 @@ impl Conn {
                     // A short read emptied the socket: data arriving later
                     // raises a new edge, so skip the read that would only
                     // say EAGAIN (one syscall per request saved).
-                    if !full {
+                    if !full && !drain {
                         return Ok(());
                     }
                 }
@@ -137,13 +144,13 @@ impl Conn {
 
     /// Runs every whole command in the input buffer.
     pub fn run_commands(&mut self, srv: &Server) -> Result<(), Close> {
-        let limits = Limits { max_bulk: srv.settings.max_bulk };
         let Conn { rbuf, rstart, rend, wbuf, state, wrote, .. } = self;
         let mut pos = *rstart;
         while pos < *rend && !state.close_after_reply {
             if wbuf.len() > srv.settings.output_buffer_limit {
                 return Err(Close::Dropped(format!("output buffer over {} bytes (client-output-buffer-limit)", srv.settings.output_buffer_limit)));
             }
+            let limits = Limits { max_bulk: srv.settings.max_bulk, authed: state.authed };
             match resp::parse(&rbuf[pos..*rend], &limits) {
                 Parsed::Incomplete => break,
                 Parsed::Empty { used } => pos += used,
@@ -152,15 +159,15 @@ impl Conn {
                     commands::protocol_error(state, wbuf, &msg);
                     state.close_after_reply = true;
                 }
-                Parsed::Command { args, used, inline } => {
+                Parsed::Command { args, used } => {
                     let base = &rbuf[pos..];
-                    let owned: Vec<Cow<'_, [u8]>>;
-                    let argv: Vec<&[u8]> = if inline {
-                        owned = args.into_iter().map(|r| resp::unquote_inline(&base[r])).collect();
-                        owned.iter().map(|c| c.as_ref()).collect()
-                    } else {
-                        args.into_iter().map(|r| &base[r]).collect()
-                    };
+                    let argv: Vec<&[u8]> = args.into_iter().map(|r| &base[r]).collect();
+                    commands::execute(srv, state, &argv, wbuf);
+                    *wrote |= state.wrote;
+                    pos += used;
+                }
+                Parsed::Inline { args, used } => {
+                    let argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
                     commands::execute(srv, state, &argv, wbuf);
                     *wrote |= state.wrote;
                     pos += used;
@@ -191,7 +198,12 @@ impl Conn {
     pub fn flush(&mut self, srv: &Server, reg: &Registry, token: Token) -> Result<(), Close> {
         while self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
-                Ok(0) => return Err(Close::Normal),
+                // The peer finished sending (it may still read, as `nc -N`
+                // does): the replies already due go out, then we close.
+                Ok(0) => {
+                    self.state.close_after_reply = true;
+                    return Ok(());
+                }
                 Ok(n) => {
                     self.wpos += n;
                     srv.counters.net_output_bytes.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);

@@ -114,7 +114,7 @@ impl Worker {
                     Token(t) if t >= LISTENER_BASE && t < WAKER.0 => self.accept(t - LISTENER_BASE),
                     Token(slot) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(slot);
+                            self.on_readable(slot, ev.is_read_closed() || ev.is_error());
                         }
                         touched.push(slot);
                     }
@@ -129,10 +129,10 @@ impl Worker {
         self.conns.get_mut(slot).and_then(Option::as_mut)
     }
 
-    fn on_readable(&mut self, slot: usize) {
+    fn on_readable(&mut self, slot: usize, drain: bool) {
         let srv = self.srv.clone();
         let Some(c) = self.conn(slot) else { return };
-        if let Err(why) = c.on_readable(&srv) {
+        if let Err(why) = c.on_readable(&srv, drain) {
             self.close(slot, why);
         }
     }
@@ -281,7 +281,7 @@ impl Worker {
         }
         let slots: Vec<usize> = (0..self.conns.len()).filter(|&s| self.conns[s].is_some()).collect();
         for &s in &slots {
-            self.on_readable(s);
+            self.on_readable(s, true);
         }
         // Everything logged is durable after this; replies of writes it
         // could not make durable are dropped, never sent.

@@ -14,19 +14,27 @@ pub const INLINE_MAX: usize = 64 * 1024;
 /// Most arguments in one multibulk command.
 pub const MAX_ARGS: i64 = 1024 * 1024;
 
+/// Longest bulk string before AUTH (Redis's limit).
+const UNAUTHENTICATED_BULK: i64 = 16 * 1024;
+
 /// Limits a connection parses under.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
     /// Longest bulk string: the engine's value limit plus room for a key.
     pub max_bulk: usize,
+    /// Before AUTH, commands are held to 10 arguments of 16 KiB (as in
+    /// Redis), so an unauthenticated peer cannot make the server buffer
+    /// gigabytes.
+    pub authed: bool,
 }
 
 /// What `parse` found at the start of the buffer.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed {
-    /// A whole command: its argument ranges and the bytes it used.
-    /// Inline arguments may hold quotes: pass each through `unquote_inline`.
-    Command { args: Vec<Range<usize>>, used: usize, inline: bool },
+    /// A whole multibulk command: its argument ranges and the bytes it used.
+    Command { args: Vec<Range<usize>>, used: usize },
+    /// A whole inline command: its arguments (quotes and escapes decoded).
+    Inline { args: Vec<Vec<u8>>, used: usize },
     /// An empty line or a `*0`/`*-1` header: nothing to run.
     Empty { used: usize },
     /// Not a whole command yet.
@@ -69,6 +77,7 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Parsed {
         return if buf.len() > INLINE_MAX { Parsed::Error("Protocol error: too big mbulk count string".into()) } else { Parsed::Incomplete };
     };
     let count = match parse_len(&buf[1..eol]) {
+        Some(n) if n > 10 && !limits.authed => return Parsed::Error("Protocol error: unauthenticated multibulk length".into()),
         Some(n) if n <= MAX_ARGS => n,
         _ => return Parsed::Error("Protocol error: invalid multibulk length".into()),
     };
@@ -87,6 +96,7 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Parsed {
             return if buf.len() - at > INLINE_MAX { Parsed::Error("Protocol error: too big bulk count string".into()) } else { Parsed::Incomplete };
         };
         let len = match parse_len(&buf[at + 1..eol]) {
+            Some(n) if n > UNAUTHENTICATED_BULK && !limits.authed => return Parsed::Error("Protocol error: unauthenticated bulk length".into()),
             Some(n) if n >= 0 && n as u64 <= limits.max_bulk as u64 => n as usize,
             _ => return Parsed::Error("Protocol error: invalid bulk length".into()),
         };
@@ -101,7 +111,7 @@ fn parse_multibulk(buf: &[u8], limits: &Limits) -> Parsed {
         args.push(start..end);
         at = end + 2;
     }
-    Parsed::Command { args, used: at, inline: false }
+    Parsed::Command { args, used: at }
 }
 
 fn parse_inline(buf: &[u8]) -> Parsed {
@@ -112,102 +122,91 @@ fn parse_inline(buf: &[u8]) -> Parsed {
         return Parsed::Error("Protocol error: too big inline request".into());
     }
     let line_end = if nl > 0 && buf[nl - 1] == b'\r' { nl - 1 } else { nl };
-    match split_inline(&buf[..line_end]) {
+    match split_args(&buf[..line_end]) {
         Some(args) if args.is_empty() => Parsed::Empty { used: nl + 1 },
-        Some(args) => Parsed::Command { args, used: nl + 1, inline: true },
+        Some(args) => Parsed::Inline { args, used: nl + 1 },
         None => Parsed::Error("Protocol error: unbalanced quotes in request".into()),
     }
 }
 
-/// Splits an inline line on whitespace. Quoted arguments are not ranges
-/// of the input (escapes change their bytes), so an inline command with
-/// quotes is rewritten by `unquote_inline`; here quotes only need to balance.
-fn split_inline(line: &[u8]) -> Option<Vec<Range<usize>>> {
+/// Splits an inline line as Redis's `sdssplitargs`: whitespace separates
+/// arguments; "double quotes" decode `\n \r \t \b \a \xHH` and `\<any>`;
+/// 'single quotes' decode only `\'`; a closing quote must end the
+/// argument. `None` for unbalanced quotes.
+pub fn split_args(line: &[u8]) -> Option<Vec<Vec<u8>>> {
     let mut args = Vec::new();
-    let mut i = 0;
-    while i < line.len() {
-        while i < line.len() && line[i].is_ascii_whitespace() {
-            i += 1;
+    let mut p = 0;
+    loop {
+        while p < line.len() && line[p].is_ascii_whitespace() {
+            p += 1;
         }
-        if i == line.len() {
-            break;
+        if p == line.len() {
+            return Some(args);
         }
-        let start = i;
-        let mut quote = None;
-        while i < line.len() {
-            let c = line[i];
-            match quote {
-                None if c.is_ascii_whitespace() => break,
-                None if c == b'"' || c == b'\'' => quote = Some(c),
-                Some(q) if c == b'\\' && q == b'"' => i += 1,
-                Some(q) if c == q => quote = None,
-                _ => {}
-            }
-            i += 1;
-        }
-        if quote.is_some() {
-            return None;
-        }
-        args.push(start..i.min(line.len()));
+        let (arg, next) = split_one(line, p)?;
+        args.push(arg);
+        p = next;
     }
-    Some(args)
 }
 
-/// The bytes an inline argument stands for: quotes removed and, inside
-/// double quotes, `\n \r \t \b \a \\ \" \xHH` decoded (as redis-cli and
-/// Redis's `sdssplitargs` do).
-pub fn unquote_inline(arg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
-    if !arg.iter().any(|&b| b == b'"' || b == b'\'') {
-        return std::borrow::Cow::Borrowed(arg);
-    }
-    let mut out = Vec::with_capacity(arg.len());
-    let mut i = 0;
+/// One argument starting at `line[p]`; returns it and where scanning goes on.
+fn split_one(line: &[u8], mut p: usize) -> Option<(Vec<u8>, usize)> {
+    let mut cur = Vec::new();
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let ends_arg = |at: usize| at >= line.len() || line[at].is_ascii_whitespace();
     let mut quote = None;
-    while i < arg.len() {
-        let c = arg[i];
+    loop {
         match quote {
-            None if c == b'"' || c == b'\'' => quote = Some(c),
-            Some(q) if c == q => quote = None,
-            Some(b'"') if c == b'\\' && i + 1 < arg.len() => {
-                i += 1;
-                let e = arg[i];
-                let hex = |b: u8| (b as char).to_digit(16);
-                if e == b'x' && i + 2 < arg.len() {
-                    if let (Some(h), Some(l)) = (hex(arg[i + 1]), hex(arg[i + 2])) {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
+            None => match line.get(p) {
+                None => return Some((cur, p)),
+                Some(c) if c.is_ascii_whitespace() => return Some((cur, p)),
+                Some(&q @ (b'"' | b'\'')) => quote = Some(q),
+                Some(&c) => cur.push(c),
+            },
+            Some(b'"') => match *line.get(p)? {
+                b'\\' if p + 3 < line.len() && line[p + 1] == b'x' && hex(line[p + 2]).is_some() && hex(line[p + 3]).is_some() => {
+                    cur.push(hex(line[p + 2])? * 16 + hex(line[p + 3])?);
+                    p += 3;
                 }
-                out.push(match e {
-                    b'n' => b'\n',
-                    b'r' => b'\r',
-                    b't' => b'\t',
-                    b'b' => 8,
-                    b'a' => 7,
-                    other => other,
-                });
-            }
-            Some(b'\'') if c == b'\\' && arg.get(i + 1) == Some(&b'\'') => {
-                i += 1;
-                out.push(b'\'');
-            }
-            _ => out.push(c),
+                b'\\' if p + 1 < line.len() => {
+                    p += 1;
+                    cur.push(match line[p] {
+                        b'n' => b'\n',
+                        b'r' => b'\r',
+                        b't' => b'\t',
+                        b'b' => 8,
+                        b'a' => 7,
+                        c => c,
+                    });
+                }
+                b'"' if ends_arg(p + 1) => return Some((cur, p + 1)),
+                b'"' => return None,
+                c => cur.push(c),
+            },
+            Some(_) => match *line.get(p)? {
+                b'\\' if line.get(p + 1) == Some(&b'\'') => {
+                    cur.push(b'\'');
+                    p += 1;
+                }
+                b'\'' if ends_arg(p + 1) => return Some((cur, p + 1)),
+                b'\'' => return None,
+                c => cur.push(c),
+            },
         }
-        i += 1;
+        p += 1;
     }
-    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const L: Limits = Limits { max_bulk: 1 << 20 };
+    const L: Limits = Limits { max_bulk: 1 << 20, authed: true };
 
     fn args_of(buf: &[u8]) -> Vec<Vec<u8>> {
         match parse(buf, &L) {
-            Parsed::Command { args, .. } => args.into_iter().map(|r| unquote_inline(&buf[r]).into_owned()).collect(),
+            Parsed::Command { args, .. } => args.into_iter().map(|r| buf[r].to_vec()).collect(),
+            Parsed::Inline { args, .. } => args,
             other => panic!("{other:?}"),
         }
     }
@@ -219,7 +218,8 @@ mod tests {
         assert_eq!(args_of(b"set  k v\r\n"), vec![b"set".to_vec(), b"k".to_vec(), b"v".to_vec()]);
         assert_eq!(args_of(b"PING\n"), vec![b"PING".to_vec()]);
         assert_eq!(args_of(b"set k \"a b\\n\\x41\"\r\n"), vec![b"set".to_vec(), b"k".to_vec(), b"a b\nA".to_vec()]);
-        assert_eq!(args_of(b"set k 'it''s'\r\n")[2], b"its".to_vec());
+        assert_eq!(args_of(b"set k 'it\\'s'\r\n")[2], b"it's".to_vec());
+        assert_eq!(args_of(b"set k \"\"\r\n")[2], b"".to_vec());
         assert_eq!(parse(b"\r\n", &L), Parsed::Empty { used: 2 });
         assert_eq!(parse(b"*0\r\n", &L), Parsed::Empty { used: 4 });
     }
@@ -240,11 +240,16 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert_eq!(e(b"*x\r\n"), "Protocol error: invalid multibulk length");
+        let unauthed = Limits { authed: false, ..L };
+        assert_eq!(parse(b"*11\r\n", &unauthed), Parsed::Error("Protocol error: unauthenticated multibulk length".into()));
+        assert_eq!(parse(b"*1\r\n$16385\r\n", &unauthed), Parsed::Error("Protocol error: unauthenticated bulk length".into()));
         assert_eq!(e(b"*2000000\r\n"), "Protocol error: invalid multibulk length");
         assert_eq!(e(b"*1\r\n+x\r\n"), "Protocol error: expected '$', got '+'");
         assert_eq!(e(b"*1\r\n$-1\r\n"), "Protocol error: invalid bulk length");
         assert_eq!(e(b"*1\r\n$2000000\r\n"), "Protocol error: invalid bulk length");
         assert_eq!(e(b"set k \"abc\r\n"), "Protocol error: unbalanced quotes in request");
+        assert_eq!(e(b"set k \"a\"b\r\n"), "Protocol error: unbalanced quotes in request");
+        assert_eq!(e(b"set k 'it''s'\r\n"), "Protocol error: unbalanced quotes in request");
         assert_eq!(e(&vec![b'a'; INLINE_MAX + 1]), "Protocol error: too big inline request");
     }
 }

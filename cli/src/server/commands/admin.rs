@@ -429,12 +429,21 @@ pub fn shutdown(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
 
 const BAD_TTL: &str = "ERR ttl_ms must be a positive integer (milliseconds)";
 
-fn ttl_ms(b: &[u8]) -> Option<u64> {
-    parse_int(b).filter(|&v| v > 0).map(|v| v as u64)
+/// A lock TTL: the usual integer error for non-numbers, a dbkv one for
+/// values that are not positive (a lock must expire).
+fn ttl_ms(b: &[u8]) -> Result<u64, &'static str> {
+    match parse_int(b) {
+        None => Err(super::NOT_INTEGER),
+        Some(v) if v <= 0 => Err(BAD_TTL),
+        Some(v) => Ok(v as u64),
+    }
 }
 
 pub fn lock(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
-    let Some(ttl) = ttl_ms(argv[3]) else { return ctx.out.error(BAD_TTL) };
+    let ttl = match ttl_ms(argv[3]) {
+        Ok(t) => t,
+        Err(m) => return ctx.out.error(m),
+    };
     match ctx.srv.engine.lock(argv[1], argv[2], ttl) {
         Ok(LockOutcome::Granted(token)) => ctx.out.int(token as i64),
         Ok(LockOutcome::Locked) => ctx.out.null(),
@@ -457,7 +466,10 @@ pub fn unlock(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
 }
 
 pub fn extendlock(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
-    let Some(ttl) = ttl_ms(argv[3]) else { return ctx.out.error(BAD_TTL) };
+    let ttl = match ttl_ms(argv[3]) {
+        Ok(t) => t,
+        Err(m) => return ctx.out.error(m),
+    };
     let r = ctx.srv.engine.extend_lock(argv[1], argv[2], ttl);
     owner_reply(ctx, r);
 }
@@ -522,9 +534,9 @@ mod tests {
 
     #[test]
     fn lock_ttl() {
-        assert_eq!(ttl_ms(b"1500"), Some(1500));
-        assert_eq!(ttl_ms(b"0"), None);
-        assert_eq!(ttl_ms(b"-5"), None);
-        assert_eq!(ttl_ms(b"1.5"), None);
+        assert_eq!(ttl_ms(b"1500"), Ok(1500));
+        assert_eq!(ttl_ms(b"0"), Err(BAD_TTL));
+        assert_eq!(ttl_ms(b"-5"), Err(BAD_TTL));
+        assert_eq!(ttl_ms(b"1.5"), Err(super::super::NOT_INTEGER));
     }
 }

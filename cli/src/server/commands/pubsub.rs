@@ -129,7 +129,12 @@ fn notify(srv: &Server, c: &crate::server::client::ClientHandle) {
 pub fn pubsub(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     let sub = argv[1];
     let srv = ctx.srv;
-    if eq_ignore_case(sub, "channels") && argv.len() <= 3 {
+    let arity_ok = |min: usize, max: usize| (min..=max).contains(&argv.len());
+    if eq_ignore_case(sub, "channels") {
+        if !arity_ok(2, 3) {
+            // Redis 7 checks CHANNELS' optional pattern inside the subcommand.
+            return ctx.out.error("ERR unknown subcommand or wrong number of arguments for 'CHANNELS'. Try PUBSUB HELP.");
+        }
         let chans = srv.pubsub.channels(argv.get(2).copied());
         ctx.out.bulks(chans.iter().map(|c| c.as_slice()));
     } else if eq_ignore_case(sub, "numsub") {
@@ -138,13 +143,13 @@ pub fn pubsub(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
             ctx.out.bulk(ch);
             ctx.out.int(srv.pubsub.numsub(ch) as i64);
         }
-    } else if eq_ignore_case(sub, "numpat") && argv.len() == 2 {
+    } else if eq_ignore_case(sub, "numpat") {
+        if !arity_ok(2, 2) {
+            return ctx.out.error(&super::arity_error("pubsub|numpat"));
+        }
         ctx.out.int(srv.pubsub.numpat() as i64);
     } else {
-        ctx.out.error(&format!(
-            "ERR unknown subcommand or wrong number of arguments for '{}'. Try PUBSUB HELP.",
-            String::from_utf8_lossy(sub)
-        ));
+        ctx.out.error(&format!("ERR unknown subcommand '{}'. Try PUBSUB HELP.", String::from_utf8_lossy(sub)));
     }
 }
 
