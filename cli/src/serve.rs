@@ -170,7 +170,6 @@ pub fn run(a: ServeArgs) -> ExitCode {
     }
     init_logging(a.log_level);
     raise_fd_limit(a.maxclients);
-
     let engine = match open_engine(&a, opts) {
         Ok(e) => e,
         Err(code) => return code,
