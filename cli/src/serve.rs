@@ -202,7 +202,7 @@ pub fn run(a: ServeArgs) -> ExitCode {
             return close(srv, ExitCode::from(1));
         }
     };
-    watch_signals(srv.clone());
+    watch_signals(Arc::downgrade(&srv));
     tracing::info!(threads, "ready to accept connections");
     for w in workers {
         let _ = w.join();
@@ -343,7 +343,7 @@ fn deepen_backlog(l: &std::net::TcpListener) {
 
 /// SIGTERM and SIGINT start the graceful shutdown; a second one while it
 /// runs is ignored (the shutdown is bounded anyway).
-fn watch_signals(srv: Arc<Server>) {
+fn watch_signals(srv: std::sync::Weak<Server>) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,
@@ -355,37 +355,28 @@ fn watch_signals(srv: Arc<Server>) {
     std::thread::spawn(move || {
         if let Some(sig) = signals.forever().next() {
             tracing::info!("received signal {sig}: shutting down");
-            srv.request_shutdown();
+            if let Some(srv) = srv.upgrade() {
+                srv.request_shutdown();
+            }
         }
     });
 }
 
 /// Flushes, fsyncs and closes the engine.
 fn close(srv: Arc<Server>, code: ExitCode) -> ExitCode {
-    let srv = match Arc::try_unwrap(srv) {
-        Ok(s) => s,
-        Err(srv) => {
-            // A thread still holds the server (the signal thread): sync
-            // explicitly; the engine closes when the process exits.
-            return match srv.engine.sync() {
-                Ok(()) => {
-                    tracing::info!("shut down");
-                    code
-                }
-                Err(e) => {
-                    tracing::error!("final fsync failed: {e}");
-                    ExitCode::from(1)
-                }
-            };
-        }
+    // A thread may still hold the server (a BGSAVE finishing): then sync
+    // explicitly; the engine closes with the process.
+    let r = match Arc::try_unwrap(srv) {
+        Ok(s) => s.engine.close(),
+        Err(srv) => srv.engine.sync(),
     };
-    match srv.engine.close() {
+    match r {
         Ok(()) => {
             tracing::info!("shut down");
             code
         }
         Err(e) => {
-            tracing::error!("closing the engine failed: {e}");
+            tracing::error!("the final flush and fsync failed: {e}");
             ExitCode::from(1)
         }
     }

@@ -86,24 +86,6 @@ impl Reply<'_> {
         self.len_line(if self.resp3 { b'>' } else { b'*' }, n as i64);
     }
 
-    /// A double: `,` in RESP3, a bulk string in RESP2.
-    pub fn double(&mut self, text: &str) {
-        if self.resp3 {
-            self.line(b',', text.as_bytes());
-        } else {
-            self.bulk(text.as_bytes());
-        }
-    }
-
-    /// A boolean: `#t`/`#f` in RESP3, 1/0 in RESP2.
-    pub fn boolean(&mut self, v: bool) {
-        if self.resp3 {
-            self.buf.extend_from_slice(if v { b"#t\r\n" } else { b"#f\r\n" });
-        } else {
-            self.int(v as i64);
-        }
-    }
-
     /// Text that RESP3 marks as verbatim (INFO, CLIENT LIST).
     pub fn verbatim(&mut self, text: &str) {
         if self.resp3 {
@@ -141,19 +123,15 @@ mod tests {
         let mut r = Reply { buf: &mut b, resp3: false };
         r.null();
         r.map(1);
-        r.double("1.5");
-        r.boolean(true);
         r.int(-3);
         r.error("ERR a\r\nb");
-        assert_eq!(b, b"$-1\r\n*2\r\n$3\r\n1.5\r\n:1\r\n:-3\r\n-ERR a  b\r\n");
+        assert_eq!(b, b"$-1\r\n*2\r\n:-3\r\n-ERR a  b\r\n");
         let mut b = Vec::new();
         let mut r = Reply { buf: &mut b, resp3: true };
         r.null();
         r.map(1);
-        r.double("1.5");
-        r.boolean(true);
         r.push(3);
         r.verbatim("hi");
-        assert_eq!(b, b"_\r\n%1\r\n,1.5\r\n#t\r\n>3\r\n=6\r\ntxt:hi\r\n");
+        assert_eq!(b, b"_\r\n%1\r\n>3\r\n=6\r\ntxt:hi\r\n");
     }
 }
