@@ -59,16 +59,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BLOCK (32 << 10)
-
-#define BLOCK_HEADER 8
-
-/**
- * The smallest Lock record on disk (1-byte key and owner): a run of `n`
- * unreadable bytes held at most `n / MIN_LOCK_RECORD` fencing tokens.
- */
-#define MIN_LOCK_RECORD (uint64_t)((RECORD_PREFIX + 33) + 2)
-
 /**
  * Success.
  */
