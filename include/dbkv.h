@@ -90,6 +90,11 @@
 #define DBKV_MISMATCH 5
 
 /**
+ * `dbkv_set_fenced`/`dbkv_delete_fenced`: the lock is not held with that fencing token (it expired, was released, or was granted again with a newer token); nothing was written.
+ */
+#define DBKV_STALE_TOKEN 6
+
+/**
  * A NULL pointer, an empty key, an invalid option value or a bad combination of arguments.
  */
 #define DBKV_ERR_INVALID_ARGUMENT -1
@@ -138,6 +143,11 @@
  * A bug inside dbkv was caught at the boundary (a Rust panic); the handle stays usable.
  */
 #define DBKV_ERR_INTERNAL -10
+
+/**
+ * The key holds a list or sorted set (written through `dbkv serve`), which this function does not read or modify (`dbkv_set`, `dbkv_mset` and `dbkv_delete` replace or remove a key of any type, as Redis's SET and DEL do); nothing changed.
+ */
+#define DBKV_ERR_WRONG_TYPE -11
 
 /**
  * The longest key accepted, in bytes.

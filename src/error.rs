@@ -10,6 +10,8 @@ pub enum Error {
     TooLarge(String),
     NotInteger,
     Overflow,
+    /// A string operation on a list or sorted set, or the reverse.
+    WrongType,
     /// The caller's buffer is too small; the value needs this many bytes.
     BufferTooSmall(usize),
     Io(String),
@@ -33,6 +35,7 @@ impl fmt::Display for Error {
             Error::InvalidArgument(m) => write!(f, "invalid argument: {m}"),
             Error::TooLarge(m) => write!(f, "too large: {m}"),
             Error::NotInteger => write!(f, "value is not a base-10 signed 64-bit integer"),
+            Error::WrongType => write!(f, "wrong type: the key holds a list or sorted set, which string operations do not read or overwrite (use the list or sorted-set commands of dbkv serve, or delete the key first)"),
             Error::Overflow => write!(f, "increment or decrement would overflow a signed 64-bit integer"),
             Error::BufferTooSmall(n) => write!(f, "buffer too small: the value needs {n} bytes"),
             Error::Io(m) => write!(f, "I/O error: {m}"),

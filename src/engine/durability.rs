@@ -21,6 +21,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::entry::Value;
+use super::list::List;
+use super::zset::ZSet;
 use super::restore::Restore;
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
@@ -28,6 +30,7 @@ use crate::persistence::block;
 use crate::persistence::record::{prefix_word, record_starts, seal_all, Record, RECORD_PREFIX};
 use crate::persistence::recovery::{self, RecoveryStats};
 use crate::persistence::snapshot::{self, encode_entry, SnapshotCut, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
+use crate::persistence::snapshot_coll::{encode_list_chunk, encode_zset_chunk, lock_value, CHUNK_ELEMS, KIND_LIST, KIND_LIST_MORE, KIND_LOCK, KIND_ZSET, KIND_ZSET_MORE};
 use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
 use crate::persistence::wal::{encode_segment_header, segment_name};
 
@@ -758,14 +761,49 @@ fn copy_shard(sh: &Shared, inner: &Inner, shard: usize, mut encoded: Vec<u8>) ->
     let s = inner.shards[shard].read();
     let covered = sh.last_lsn();
     let mut count = 0u64;
+    // Collections are shared (O(1)) under the lock and encoded after it:
+    // a huge list never holds the shard lock for its size. A write to one
+    // meanwhile copies it first (copy-on-write), so this share is the
+    // state at `covered`.
+    let mut shared = Vec::new();
     for e in s.iter() {
-        match e.value() {
-            Value::Bytes(b) => encode_entry(&mut encoded, KIND_BYTES, e.expires_at(), e.key(), b),
-            Value::Int(n) => encode_entry(&mut encoded, KIND_INT, e.expires_at(), e.key(), &n.to_le_bytes()),
+        let (key, exp) = (e.key(), e.expires_at());
+        match (e.value(), e.lock_token()) {
+            (Value::Bytes(owner), Some(token)) => encode_entry(&mut encoded, KIND_LOCK, exp, key, &lock_value(owner, token)),
+            (Value::Bytes(b), None) => encode_entry(&mut encoded, KIND_BYTES, exp, key, b),
+            (Value::Int(n), _) => encode_entry(&mut encoded, KIND_INT, exp, key, &n.to_le_bytes()),
+            (Value::List(_), _) => shared.push((key.to_vec(), exp, e.share_list(), None)),
+            (Value::ZSet(_), _) => shared.push((key.to_vec(), exp, None, e.share_zset())),
         }
         count += 1;
     }
+    drop(s);
+    for (key, exp, list, zset) in shared {
+        count += encode_collection(&mut encoded, &key, exp, list.as_deref(), zset.as_deref()) - 1;
+    }
     ShardCopy { covered, count, encoded }
+}
+
+/// Encodes a list or sorted set as chunk entries; how many entries.
+fn encode_collection(out: &mut Vec<u8>, key: &[u8], exp: u64, list: Option<&List>, zset: Option<&ZSet>) -> u64 {
+    let mut entries = 0u64;
+    if let Some(l) = list {
+        let items: Vec<&[u8]> = l.iter_from(0).collect();
+        for (i, chunk) in items.chunks(CHUNK_ELEMS).enumerate() {
+            let kind = if i == 0 { KIND_LIST } else { KIND_LIST_MORE };
+            encode_entry(out, kind, exp, key, &encode_list_chunk(chunk.iter().copied()));
+            entries += 1;
+        }
+    }
+    if let Some(z) = zset {
+        let items: Vec<(&[u8], f64)> = z.iter().collect();
+        for (i, chunk) in items.chunks(CHUNK_ELEMS).enumerate() {
+            let kind = if i == 0 { KIND_ZSET } else { KIND_ZSET_MORE };
+            encode_entry(out, kind, exp, key, &encode_zset_chunk(chunk.iter().copied()));
+            entries += 1;
+        }
+    }
+    entries
 }
 
 /// Copies the shards one by one while a second thread hashes and writes

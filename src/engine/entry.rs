@@ -8,13 +8,23 @@
 //!
 //! Block layout (native endian, 8-byte aligned):
 //! `val_len: u32 | key_len: u16 | kind: u8 | flags: u8 | [expires_at: u64] | key | value`
-//! where `expires_at` is present iff `flags & HAS_EXPIRY`.
+//! where `expires_at` is present iff `flags & HAS_EXPIRY`. The value of a
+//! lock is its owner followed by its fencing token (8 bytes); the value of
+//! a list or sorted set is one pointer to it, shared (`Arc`) so a snapshot
+//! copies it in O(1) under the shard lock and the next write to it copies
+//! it (copy-on-write) instead of the snapshot holding the lock.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::borrow::Borrow;
 use std::cell::Cell;
 use std::hash::{Hash, Hasher};
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
+use std::sync::Arc;
+
+use super::list::List;
+use super::zset::ZSet;
+use crate::error::{Error, Result};
 
 const HEADER: usize = 8;
 const OFF_VAL_LEN: usize = 0;
@@ -33,30 +43,90 @@ pub enum Kind {
     /// A counter, stored as 8 native-endian bytes so `incr` never parses;
     /// readers see its base-10 ASCII form.
     Int = 1,
+    /// A held lock: readers see its owner; the fencing token it was granted
+    /// with is kept beside it, so fenced writes can check it.
+    Lock = 2,
+    List = 3,
+    ZSet = 4,
 }
 
-/// The value of an entry as the engine sees it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Value<'a> {
-    Bytes(&'a [u8]),
-    Int(i64),
-}
-
-impl<'a> Value<'a> {
-    /// Calls `f` with the bytes a reader sees (counters in base-10 ASCII).
-    #[inline]
-    pub fn with_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> R {
-        match self {
-            Value::Bytes(b) => f(b),
-            Value::Int(n) => {
-                let mut buf = [0u8; 20];
-                f(format_i64(n, &mut buf))
-            }
+impl Kind {
+    fn from_u8(b: u8) -> Kind {
+        match b {
+            1 => Kind::Int,
+            2 => Kind::Lock,
+            3 => Kind::List,
+            4 => Kind::ZSet,
+            _ => Kind::Bytes,
         }
     }
 
-    pub fn to_vec(self) -> Vec<u8> {
+    fn is_collection(self) -> bool {
+        matches!(self, Kind::List | Kind::ZSet)
+    }
+}
+
+/// The value of an entry as the engine sees it. A lock reads as its owner
+/// (`Bytes`).
+#[derive(Clone, Copy)]
+pub enum Value<'a> {
+    Bytes(&'a [u8]),
+    Int(i64),
+    List(&'a List),
+    ZSet(&'a ZSet),
+}
+
+impl std::fmt::Debug for Value<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Bytes(b) => write!(f, "Bytes({:?})", String::from_utf8_lossy(b)),
+            Value::Int(n) => write!(f, "Int({n})"),
+            Value::List(l) => write!(f, "List(len {})", l.len()),
+            Value::ZSet(z) => write!(f, "ZSet(len {})", z.len()),
+        }
+    }
+}
+
+impl PartialEq for Value<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Value::Bytes(a), Value::Bytes(b)) => a == b,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::List(a), Value::List(b)) => a == b,
+            (Value::ZSet(a), Value::ZSet(b)) => {
+                a.len() == b.len() && a.iter().zip(b.iter()).all(|(x, y)| x.0 == y.0 && x.1.to_bits() == y.1.to_bits())
+            }
+            _ => false,
+        }
+    }
+}
+
+impl<'a> Value<'a> {
+    /// Calls `f` with the bytes a reader sees (counters in base-10 ASCII);
+    /// a list or sorted set is `Error::WrongType`, never converted.
+    #[inline]
+    pub fn with_bytes<R>(self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        match self {
+            Value::Bytes(b) => Ok(f(b)),
+            Value::Int(n) => {
+                let mut buf = [0u8; 20];
+                Ok(f(format_i64(n, &mut buf)))
+            }
+            Value::List(_) | Value::ZSet(_) => Err(Error::WrongType),
+        }
+    }
+
+    pub fn to_vec(self) -> Result<Vec<u8>> {
         self.with_bytes(|b| b.to_vec())
+    }
+
+    /// The name Redis's TYPE gives this kind of value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Bytes(_) | Value::Int(_) => "string",
+            Value::List(_) => "list",
+            Value::ZSet(_) => "zset",
+        }
     }
 }
 
@@ -135,6 +205,12 @@ fn new_block(key: &[u8], kind: Kind, value: &[u8], expires_at: u64) -> NonNull<u
     }
 }
 
+/// The 8 value bytes of a collection entry: its `Arc` as a raw pointer,
+/// whose one strong reference the entry owns.
+fn arc_bytes<T>(arc: Arc<T>) -> [u8; 8] {
+    (Arc::into_raw(arc) as usize as u64).to_ne_bytes()
+}
+
 impl Entry {
     pub fn new_bytes(key: &[u8], value: &[u8], expires_at: u64) -> Entry {
         Entry { block: Cell::new(new_block(key, Kind::Bytes, value, expires_at)) }
@@ -142,6 +218,18 @@ impl Entry {
 
     pub fn new_int(key: &[u8], value: i64, expires_at: u64) -> Entry {
         Entry { block: Cell::new(new_block(key, Kind::Int, &value.to_ne_bytes(), expires_at)) }
+    }
+
+    pub fn new_lock(key: &[u8], owner: &[u8], token: u64, expires_at: u64) -> Entry {
+        Entry { block: Cell::new(new_block(key, Kind::Lock, &lock_bytes(owner, token), expires_at)) }
+    }
+
+    pub fn new_list(key: &[u8], list: List, expires_at: u64) -> Entry {
+        Entry { block: Cell::new(new_block(key, Kind::List, &arc_bytes(Arc::new(list)), expires_at)) }
+    }
+
+    pub fn new_zset(key: &[u8], zset: ZSet, expires_at: u64) -> Entry {
+        Entry { block: Cell::new(new_block(key, Kind::ZSet, &arc_bytes(Arc::new(zset)), expires_at)) }
     }
 
     #[inline]
@@ -172,21 +260,20 @@ impl Entry {
 
     #[inline]
     fn key_len(&self) -> usize {
+        // SAFETY: the header is live and aligned.
         unsafe { (self.raw().add(OFF_KEY_LEN) as *const u16).read() as usize }
     }
 
     #[inline]
     fn val_len(&self) -> usize {
+        // SAFETY: the header is live and aligned.
         unsafe { (self.raw().add(OFF_VAL_LEN) as *const u32).read() as usize }
     }
 
     #[inline]
     pub fn kind(&self) -> Kind {
-        if unsafe { self.raw().add(OFF_KIND).read() } == Kind::Int as u8 {
-            Kind::Int
-        } else {
-            Kind::Bytes
-        }
+        // SAFETY: the header is live.
+        Kind::from_u8(unsafe { self.raw().add(OFF_KIND).read() })
     }
 
     #[inline]
@@ -197,7 +284,14 @@ impl Entry {
 
     #[inline]
     fn value_bytes(&self) -> &[u8] {
+        // SAFETY: val_len bytes of value follow the key.
         unsafe { std::slice::from_raw_parts(self.raw().add(self.key_offset() + self.key_len()), self.val_len()) }
+    }
+
+    /// The collection pointer a List or ZSet entry holds.
+    #[inline]
+    fn coll_ptr<T>(&self) -> *const T {
+        u64::from_ne_bytes(self.value_bytes().try_into().unwrap()) as usize as *const T
     }
 
     #[inline]
@@ -205,7 +299,62 @@ impl Entry {
         match self.kind() {
             Kind::Bytes => Value::Bytes(self.value_bytes()),
             Kind::Int => Value::Int(i64::from_ne_bytes(self.value_bytes().try_into().unwrap())),
+            Kind::Lock => Value::Bytes(&self.value_bytes()[..self.val_len() - 8]),
+            // SAFETY: the entry owns a strong reference, so the pointee
+            // lives at least as long as this borrow of the entry.
+            Kind::List => Value::List(unsafe { &*self.coll_ptr::<List>() }),
+            Kind::ZSet => Value::ZSet(unsafe { &*self.coll_ptr::<ZSet>() }),
         }
+    }
+
+    /// The fencing token of a lock entry.
+    pub fn lock_token(&self) -> Option<u64> {
+        let v = self.value_bytes();
+        (self.kind() == Kind::Lock).then(|| u64::from_ne_bytes(v[v.len() - 8..].try_into().unwrap()))
+    }
+
+    /// Another reference to this entry's list (for a snapshot).
+    pub fn share_list(&self) -> Option<Arc<List>> {
+        (self.kind() == Kind::List).then(|| share(self.coll_ptr::<List>()))
+    }
+
+    /// Another reference to this entry's sorted set (for a snapshot).
+    pub fn share_zset(&self) -> Option<Arc<ZSet>> {
+        (self.kind() == Kind::ZSet).then(|| share(self.coll_ptr::<ZSet>()))
+    }
+
+    /// The list, to modify; copied first if a snapshot shares it.
+    ///
+    /// # Safety
+    /// The caller has exclusive access to the entry (the shard's write lock).
+    pub unsafe fn list_mut(&self) -> Option<&mut List> {
+        (self.kind() == Kind::List).then(|| unsafe { self.unshare::<List>() })
+    }
+
+    /// The sorted set, to modify; copied first if a snapshot shares it.
+    ///
+    /// # Safety
+    /// The caller has exclusive access to the entry (the shard's write lock).
+    pub unsafe fn zset_mut(&self) -> Option<&mut ZSet> {
+        (self.kind() == Kind::ZSet).then(|| unsafe { self.unshare::<ZSet>() })
+    }
+
+    /// SAFETY: T is the entry's collection type and the caller has
+    /// exclusive access to the entry. Shares are only made under the shard
+    /// lock, so with the write lock held the count cannot rise while we
+    /// look at it; if a snapshot still holds a share, the collection is
+    /// copied and the entry's reference moved to the copy.
+    unsafe fn unshare<T: Clone>(&self) -> &mut T {
+        let p = self.coll_ptr::<T>();
+        let held = ManuallyDrop::new(Arc::from_raw(p));
+        if Arc::strong_count(&held) == 1 {
+            return &mut *(p as *mut T);
+        }
+        let copy = Arc::into_raw(Arc::new((**held).clone()));
+        let at = self.raw().add(self.key_offset() + self.key_len());
+        (at as *mut u64).write_unaligned(copy as usize as u64);
+        drop(ManuallyDrop::into_inner(held));
+        &mut *(copy as *mut T)
     }
 
     #[inline]
@@ -225,16 +374,20 @@ impl Entry {
             // SAFETY: the slot exists; we hold exclusive access.
             unsafe { (self.raw().add(HEADER) as *mut u64).write(expires_at) }
         } else if expires_at != 0 {
-            // The old block is read while the new one is built, then freed.
+            // The old block is read while the new one is built, then freed;
+            // a collection's reference moves to the new block.
             let grown = new_block(self.key(), self.kind(), self.value_bytes(), expires_at);
-            self.swap_block(grown);
+            free_block(self.block.replace(grown), false);
         }
     }
 
-    /// Replaces the value. Reuses the block when the size is unchanged and
-    /// the expiry fits its layout. Caller must hold the shard's write lock.
+    /// Replaces the value with a string kind (Bytes, Int or Lock). Reuses
+    /// the block when the size is unchanged and the expiry fits its layout.
+    /// Caller must hold the shard's write lock.
     pub fn replace(&self, kind: Kind, value: &[u8], expires_at: u64) {
-        if self.val_len() == value.len() && (self.has_expiry_slot() || expires_at == 0) {
+        debug_assert!(!kind.is_collection());
+        let fits = self.val_len() == value.len() && (self.has_expiry_slot() || expires_at == 0);
+        if fits && !self.kind().is_collection() {
             // SAFETY: same size and layout; we hold exclusive access.
             unsafe {
                 let raw = self.raw();
@@ -248,26 +401,65 @@ impl Entry {
         self.swap_block(new_block(self.key(), kind, value, expires_at));
     }
 
-    fn swap_block(&self, new: NonNull<u8>) {
-        free_block(self.block.replace(new));
+    /// Replaces the whole entry with `other`'s block (same key).
+    pub fn replace_with(&self, other: Entry) {
+        debug_assert_eq!(self.key(), other.key());
+        let other = ManuallyDrop::new(other);
+        self.swap_block(other.block.get());
     }
 
+    fn swap_block(&self, new: NonNull<u8>) {
+        free_block(self.block.replace(new), true);
+    }
 }
 
-fn free_block(p: NonNull<u8>) {
-    // SAFETY: p was allocated by new_block with the layout its header describes.
+/// A lock's value bytes: owner, then token.
+fn lock_bytes(owner: &[u8], token: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(owner.len() + 8);
+    v.extend_from_slice(owner);
+    v.extend_from_slice(&token.to_ne_bytes());
+    v
+}
+
+/// The value bytes `replace` takes for a lock.
+pub fn lock_value(owner: &[u8], token: u64) -> Vec<u8> {
+    lock_bytes(owner, token)
+}
+
+fn share<T>(p: *const T) -> Arc<T> {
+    // SAFETY: p came from Arc::into_raw and the entry still owns a reference.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Arc::from_raw(p)
+    }
+}
+
+/// Frees a block; `release` drops the collection a List or ZSet block
+/// references (false when the reference moved to another block).
+fn free_block(p: NonNull<u8>, release: bool) {
+    // SAFETY: p was allocated by new_block with the layout its header
+    // describes; a collection pointer came from Arc::into_raw of its type.
     unsafe {
         let raw = p.as_ptr();
         let val_len = (raw.add(OFF_VAL_LEN) as *const u32).read() as usize;
         let key_len = (raw.add(OFF_KEY_LEN) as *const u16).read() as usize;
         let has_expiry = raw.add(OFF_FLAGS).read() & HAS_EXPIRY != 0;
+        let kind = Kind::from_u8(raw.add(OFF_KIND).read());
+        if release && kind.is_collection() {
+            let at = raw.add(HEADER + if has_expiry { EXPIRY_LEN } else { 0 } + key_len);
+            let ptr = (at as *const u64).read_unaligned() as usize;
+            match kind {
+                Kind::List => drop(Arc::from_raw(ptr as *const List)),
+                _ => drop(Arc::from_raw(ptr as *const ZSet)),
+            }
+        }
         dealloc(raw, layout(key_len, val_len, has_expiry));
     }
 }
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        free_block(self.block.get());
+        free_block(self.block.get(), true);
     }
 }
 
@@ -309,6 +501,29 @@ mod tests {
         e.replace(Kind::Int, &(-5i64).to_ne_bytes(), 0);
         assert_eq!(e.value(), Value::Int(-5));
         assert_eq!(e.key(), b"k");
+    }
+
+    #[test]
+    fn collections_copy_on_write_and_free() {
+        let mut l = List::default();
+        l.push(false, b"a");
+        let e = Entry::new_list(b"q", l, 0);
+        let shared = e.share_list().unwrap();
+        // SAFETY: the test owns the entry exclusively.
+        unsafe { e.list_mut().unwrap().push(false, b"b") };
+        assert_eq!(shared.len(), 1, "the snapshot's share is unchanged");
+        assert!(matches!(e.value(), Value::List(l) if l.len() == 2));
+        e.set_expires_at(77); // moves the reference to a grown block
+        assert!(matches!(e.value(), Value::List(l) if l.len() == 2));
+        assert_eq!(Arc::strong_count(&shared), 1);
+        e.replace(Kind::Bytes, b"x", 0); // releases the list
+        assert_eq!(e.value(), Value::Bytes(b"x"));
+        let lock = Entry::new_lock(b"l", b"owner", 42, 9);
+        assert_eq!((lock.value(), lock.lock_token(), lock.expires_at()), (Value::Bytes(b"owner"), Some(42), 9));
+        assert_eq!(e.lock_token(), None);
+        let z = Entry::new_zset(b"z", ZSet::new(), 0);
+        z.replace_with(Entry::new_bytes(b"z", b"v", 0));
+        assert_eq!(z.value(), Value::Bytes(b"v"));
     }
 
     #[test]

@@ -3,15 +3,20 @@
 //! order of any key equals its in-memory order.
 
 mod clock;
+pub mod collections;
 mod durability;
 pub mod entry;
 mod expiry;
+mod fence;
 pub mod hash;
+pub mod list;
 mod options;
 mod restore;
 mod scan;
 mod shard;
 mod txn;
+mod txn_coll;
+pub mod zset;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
@@ -19,6 +24,7 @@ use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 pub use clock::Clock;
 pub use durability::Stats;
 pub use entry::Value;
+pub use fence::FenceOutcome;
 pub use options::{Options, RecoveryMode, SyncMode, HARD_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 pub use scan::ScanIter;
 pub use txn::{Found, Scope, Txn, Watch};
@@ -239,7 +245,7 @@ impl Engine {
         check_key(key)?;
         self.check_usable()?;
         let s = self.read_shard(key);
-        Ok(s.live(key, || self.inner.now()).map(|e| e.value().with_bytes(f)))
+        s.live(key, || self.inner.now()).map(|e| e.value().with_bytes(f)).transpose()
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -286,6 +292,7 @@ impl Engine {
                     let n = match e.value() {
                         Value::Int(n) => n,
                         Value::Bytes(b) => parse_i64(b).ok_or(Error::NotInteger)?,
+                        Value::List(_) | Value::ZSet(_) => return Err(Error::WrongType),
                     };
                     (n, e.expires_at())
                 }
@@ -320,7 +327,7 @@ impl Engine {
             let mut s = self.write_shard(key);
             match s.live(key, || self.inner.now()) {
                 None => return Ok(CasOutcome::NotFound),
-                Some(e) if !e.value().with_bytes(|b| b == expected) => return Ok(CasOutcome::Mismatch),
+                Some(e) if !e.value().with_bytes(|b| b == expected)? => return Ok(CasOutcome::Mismatch),
                 Some(_) => {}
             }
             s.put_bytes(key, new, expires_at);
@@ -424,7 +431,7 @@ impl Engine {
             .map(|k| {
                 let i = self.inner.shard_index(k);
                 let g = &guards[guards.binary_search_by_key(&i, |(j, _)| *j).expect("shard locked")].1;
-                g.live(k, || now).map(|e| e.value().to_vec())
+                g.live(k, || now).and_then(|e| e.value().to_vec().ok())
             })
             .collect())
     }
@@ -463,12 +470,12 @@ impl Engine {
         let (token, lsn) = {
             let mut s = self.write_shard(key);
             if let Some(e) = s.live(key, || self.inner.now()) {
-                if !e.value().with_bytes(|b| b == owner) {
+                if !e.value().with_bytes(|b| b == owner).unwrap_or(false) {
                     return Ok(LockOutcome::Locked);
                 }
             }
             let token = self.inner.last_token.fetch_add(1, Ordering::Relaxed) + 1;
-            s.put_bytes(key, owner, expires_at);
+            s.put_lock(key, owner, token, expires_at);
             (token, self.log(&Record::Lock { key, owner, expires_at, token })?)
         };
         self.commit(lsn, true)?;
@@ -514,7 +521,7 @@ impl Engine {
     fn owner_check(&self, s: &ShardData, key: &[u8], owner: &[u8]) -> OwnerOutcome {
         match s.live(key, || self.inner.now()) {
             None => OwnerOutcome::NotFound,
-            Some(e) if !e.value().with_bytes(|b| b == owner) => OwnerOutcome::NotOwner,
+            Some(e) if !e.value().with_bytes(|b| b == owner).unwrap_or(false) => OwnerOutcome::NotOwner,
             Some(_) => OwnerOutcome::Done,
         }
     }
@@ -649,7 +656,7 @@ impl Engine {
         check_key(key)?;
         self.check_usable()?;
         let s = self.read_shard(key);
-        Ok(s.live(key, || self.inner.now()).map(|e| (e.value().to_vec(), e.expires_at())))
+        s.live(key, || self.inner.now()).map(|e| Ok((e.value().to_vec()?, e.expires_at()))).transpose()
     }
 
     /// Entries with a TTL (expired ones not yet swept included): O(shards).

@@ -7,12 +7,16 @@
 //! reclaims), so replay keeps them too: a record that extends a TTL finds
 //! the entry it extends, whatever the time is now.
 
-use super::entry::Value;
+use super::collections;
+use super::entry::{Entry, Value};
+use super::list::List;
+use super::zset::ZSet;
 use super::hash::shard_of;
 use super::Inner;
 use crate::persistence::record::RecordView;
 use crate::persistence::recovery::Sink;
 use crate::persistence::snapshot::{SnapEntry, SnapshotMeta, KIND_INT};
+use crate::persistence::snapshot_coll::{decode_list_chunk, decode_zset_chunk, split_lock, KIND_LIST, KIND_LIST_MORE, KIND_LOCK, KIND_ZSET, KIND_ZSET_MORE};
 
 pub struct Restore<'a> {
     pub inner: &'a Inner,
@@ -50,12 +54,37 @@ impl<'a> Restore<'a> {
 
 impl Restore<'_> {
     fn apply_entry(&self, e: &SnapEntry<'_>) {
-        let value = if e.kind == KIND_INT {
-            Value::Int(i64::from_le_bytes(e.value.try_into().unwrap_or([0; 8])))
-        } else {
-            Value::Bytes(e.value)
-        };
-        self.put(e.key, value, e.expires_at);
+        // The loader checked every chunk and lock value, so decoding here
+        // cannot fail.
+        let mut s = self.inner.shard(e.key).write();
+        match e.kind {
+            KIND_INT => s.load(e.key, Value::Int(i64::from_le_bytes(e.value.try_into().unwrap_or([0; 8]))), e.expires_at),
+            KIND_LOCK => {
+                let (owner, token) = split_lock(e.value).unwrap_or((e.value, 0));
+                s.put_lock(e.key, owner, token, e.expires_at);
+            }
+            KIND_LIST | KIND_LIST_MORE => {
+                if e.kind == KIND_LIST {
+                    s.put_entry(Entry::new_list(e.key, List::default(), e.expires_at));
+                }
+                if let Some(l) = s.list_mut(e.key) {
+                    for item in decode_list_chunk(e.value).unwrap_or_default() {
+                        l.push(false, item);
+                    }
+                }
+            }
+            KIND_ZSET | KIND_ZSET_MORE => {
+                if e.kind == KIND_ZSET {
+                    s.put_entry(Entry::new_zset(e.key, ZSet::new(), e.expires_at));
+                }
+                if let Some(z) = s.zset_mut(e.key) {
+                    for (score, m) in decode_zset_chunk(e.value).unwrap_or_default() {
+                        z.insert(m, score);
+                    }
+                }
+            }
+            _ => s.load(e.key, Value::Bytes(e.value), e.expires_at),
+        }
     }
 
     /// Applies the parts of `rec` whose keys `mine` accepts.
@@ -66,7 +95,12 @@ impl Restore<'_> {
             RecordView::SetInt { key, value, expires_at } if wanted(key) => self.put(key, Value::Int(*value), *expires_at),
             RecordView::Delete { key } if wanted(key) => self.remove(key),
             RecordView::Expire { key, expires_at } if wanted(key) => self.expire(key, *expires_at),
-            RecordView::Lock { key, owner, expires_at, .. } if wanted(key) => self.put(key, Value::Bytes(owner), *expires_at),
+            RecordView::Lock { key, owner, expires_at, token } if wanted(key) => {
+                self.inner.shard(key).write().put_lock(key, owner, *token, *expires_at)
+            }
+            RecordView::Coll(op) if wanted(op.key()) => {
+                collections::apply(&mut self.inner.shard(op.key()).write(), op);
+            }
             RecordView::MSet { pairs, expires_at } => {
                 for (k, v) in pairs.iter().filter(|(k, _)| wanted(k)) {
                     self.put(k, Value::Bytes(v), *expires_at);

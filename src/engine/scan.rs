@@ -34,7 +34,9 @@ impl ScanIter {
                 .read()
                 .iter_live(now)
                 .filter(|e| e.key().starts_with(&self.prefix))
-                .map(|e| (e.key().to_vec(), e.value().to_vec()))
+                // Lists and sorted sets have no single value: the scan of
+                // this API yields strings (dbkv serve's SCAN lists all keys).
+                .filter_map(|e| Some((e.key().to_vec(), e.value().to_vec().ok()?)))
                 .collect();
             if !copied.is_empty() {
                 self.batch = copied.into_iter();

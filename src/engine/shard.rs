@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use super::entry::{Entry, Kind, Value};
+use super::entry::{lock_value, Entry, Kind, Value};
+use super::list::List;
+use super::zset::ZSet;
 use super::hash::KeyHashBuilder;
 
 /// The table and its bookkeeping, guarded by the shard's lock.
@@ -62,8 +64,9 @@ impl ShardData {
             }
             None => {
                 let e = match kind {
-                    Kind::Bytes => Entry::new_bytes(key, value, expires_at),
                     Kind::Int => Entry::new_int(key, i64::from_ne_bytes(value.try_into().expect("int is 8 bytes")), expires_at),
+                    Kind::Lock => Entry::new_lock(key, &value[..value.len() - 8], u64::from_ne_bytes(value[value.len() - 8..].try_into().unwrap()), expires_at),
+                    _ => Entry::new_bytes(key, value, expires_at),
                 };
                 self.map.insert(e);
                 self.adjust_ttl_count(false, expires_at != 0);
@@ -79,12 +82,57 @@ impl ShardData {
         self.put(key, Kind::Int, &value.to_ne_bytes(), expires_at)
     }
 
+    /// Stores a lock held by `owner` with its fencing token.
+    pub fn put_lock(&mut self, key: &[u8], owner: &[u8], token: u64, expires_at: u64) {
+        self.put(key, Kind::Lock, &lock_value(owner, token), expires_at)
+    }
+
+    /// Stores a whole entry (a new collection), replacing any for its key.
+    pub fn put_entry(&mut self, e: Entry) {
+        let key = e.key().to_vec();
+        self.touch(&key);
+        let has_ttl = e.expires_at() != 0;
+        let had_ttl = match self.map.get(&key[..]) {
+            Some(old) => {
+                let had = old.expires_at() != 0;
+                old.replace_with(e);
+                had
+            }
+            None => {
+                self.map.insert(e);
+                false
+            }
+        };
+        self.adjust_ttl_count(had_ttl, has_ttl);
+    }
+
+    /// The kind of the entry at `key`, live or expired.
+    pub fn entry_kind(&self, key: &[u8]) -> Option<Kind> {
+        self.map.get(key).map(Entry::kind)
+    }
+
+    /// The list at `key` (live or expired), to modify.
+    pub fn list_mut(&mut self, key: &[u8]) -> Option<&mut List> {
+        self.touch(key);
+        // SAFETY: `&mut self` is the shard's write lock: exclusive access.
+        self.map.get(key).and_then(|e| unsafe { e.list_mut() })
+    }
+
+    /// The sorted set at `key` (live or expired), to modify.
+    pub fn zset_mut(&mut self, key: &[u8]) -> Option<&mut ZSet> {
+        self.touch(key);
+        // SAFETY: `&mut self` is the shard's write lock: exclusive access.
+        self.map.get(key).and_then(|e| unsafe { e.zset_mut() })
+    }
+
     /// Stores a value with one table probe: recovery's path, where most
     /// keys are new, so building the entry up front costs nothing extra.
     pub fn load(&mut self, key: &[u8], value: Value<'_>, expires_at: u64) {
         let e = match value {
             Value::Bytes(b) => Entry::new_bytes(key, b, expires_at),
             Value::Int(n) => Entry::new_int(key, n, expires_at),
+            Value::List(l) => Entry::new_list(key, l.clone(), expires_at),
+            Value::ZSet(z) => Entry::new_zset(key, z.clone(), expires_at),
         };
         self.touch(key);
         let had_ttl = self.map.replace(e).is_some_and(|old| old.expires_at() != 0);

@@ -14,6 +14,7 @@ use super::entry::Value;
 use super::shard::ShardData;
 use super::{check_key, Engine, Inner};
 use crate::error::{Error, Result};
+use crate::persistence::coll_record::CollOp;
 use crate::persistence::record::{Record, MAX_RECORD_BODY};
 
 /// Which shards a transaction locks.
@@ -26,7 +27,7 @@ pub enum Scope<'a> {
 }
 
 /// A live entry as a transaction sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Found<'t> {
     pub value: Value<'t>,
     /// Absolute unix milliseconds, 0 = none.
@@ -53,6 +54,7 @@ enum Op {
     Delete { key: Vec<u8> },
     Expire { key: Vec<u8>, expires_at: u64 },
     Clear,
+    Coll(CollOp<Vec<u8>>),
 }
 
 impl Op {
@@ -63,7 +65,21 @@ impl Op {
             Op::Delete { key } => Record::Delete { key },
             Op::Expire { key, expires_at } => Record::Expire { key, expires_at: *expires_at },
             Op::Clear => Record::Clear,
+            Op::Coll(op) => Record::Coll(borrow_op(op)),
         }
+    }
+}
+
+fn borrow_op(op: &CollOp<Vec<u8>>) -> CollOp<&[u8]> {
+    match op {
+        CollOp::Push { key, left, elems } => CollOp::Push { key, left: *left, elems: elems.iter().map(Vec::as_slice).collect() },
+        CollOp::Pop { key, left, count } => CollOp::Pop { key, left: *left, count: *count },
+        CollOp::LSet { key, index, value } => CollOp::LSet { key, index: *index, value },
+        CollOp::LTrim { key, start, end } => CollOp::LTrim { key, start: *start, end: *end },
+        CollOp::LRem { key, count, value } => CollOp::LRem { key, count: *count, value },
+        CollOp::ZAdd { key, pairs } => CollOp::ZAdd { key, pairs: pairs.iter().map(|(s, m)| (*s, m.as_slice())).collect() },
+        CollOp::ZRem { key, members } => CollOp::ZRem { key, members: members.iter().map(Vec::as_slice).collect() },
+        CollOp::ZRemRange { key, start, end } => CollOp::ZRemRange { key, start: *start, end: *end },
     }
 }
 
@@ -109,6 +125,44 @@ impl<'e> Txn<'e> {
             Ok(at) => Ok(&mut self.guards[at].1),
             Err(_) => Err(out_of_scope(key)),
         }
+    }
+
+    pub(super) fn engine(&self) -> &'e Engine {
+        self.engine
+    }
+
+    pub(super) fn shard_mut_checked(&mut self, key: &[u8]) -> Result<&mut ShardData> {
+        self.shard_mut(key)
+    }
+
+    pub(super) fn reserve_bytes(&mut self, bytes: usize) -> Result<()> {
+        self.reserve(bytes)
+    }
+
+    /// True if the table holds an expired entry for `key`.
+    pub(super) fn holds_expired(&self, key: &[u8]) -> Result<bool> {
+        let now = self.now;
+        let s = self.shard(key)?;
+        Ok(s.entry_kind(key).is_some() && s.live(key, || now).is_none())
+    }
+
+    /// Removes any entry for `key`, live or expired, and logs it.
+    pub(super) fn remove_logged(&mut self, key: &[u8]) -> Result<()> {
+        self.reserve(key.len())?;
+        self.shard_mut(key)?.remove_any(key);
+        self.ops.push(Op::Delete { key: key.to_vec() });
+        Ok(())
+    }
+
+    pub(super) fn push_coll(&mut self, op: CollOp<Vec<u8>>) {
+        self.ops.push(Op::Coll(op));
+    }
+
+    /// The fencing token of the live lock at `key` (None if the key is
+    /// absent, expired or not a lock).
+    pub fn lock_token(&self, key: &[u8]) -> Result<Option<u64>> {
+        let now = self.now;
+        Ok(self.shard(key)?.live(key, || now).and_then(|e| e.lock_token()))
     }
 
     /// The live entry for `key`, if any.

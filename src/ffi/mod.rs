@@ -32,6 +32,8 @@ pub const DBKV_LOCKED: c_int = 3;
 pub const DBKV_NOT_OWNER: c_int = 4;
 /// `dbkv_cas`: the current value differs from the expected one; nothing changed.
 pub const DBKV_MISMATCH: c_int = 5;
+/// `dbkv_set_fenced`/`dbkv_delete_fenced`: the lock is not held with that fencing token (it expired, was released, or was granted again with a newer token); nothing was written.
+pub const DBKV_STALE_TOKEN: c_int = 6;
 /// A NULL pointer, an empty key, an invalid option value or a bad combination of arguments.
 pub const DBKV_ERR_INVALID_ARGUMENT: c_int = -1;
 /// A key over 65,535 bytes or a value over `max_value_bytes`.
@@ -52,6 +54,8 @@ pub const DBKV_ERR_BUSY: c_int = -8;
 pub const DBKV_ERR_FAILED: c_int = -9;
 /// A bug inside dbkv was caught at the boundary (a Rust panic); the handle stays usable.
 pub const DBKV_ERR_INTERNAL: c_int = -10;
+/// The key holds a list or sorted set (written through `dbkv serve`), which this function does not read or modify (`dbkv_set`, `dbkv_mset` and `dbkv_delete` replace or remove a key of any type, as Redis's SET and DEL do); nothing changed.
+pub const DBKV_ERR_WRONG_TYPE: c_int = -11;
 
 /// The longest key accepted, in bytes.
 pub const DBKV_MAX_KEY_BYTES: usize = 65_535;
@@ -68,6 +72,7 @@ pub(crate) fn status_of(e: &Error) -> c_int {
         Error::TooLarge(_) => DBKV_ERR_TOO_LARGE,
         Error::NotInteger => DBKV_ERR_NOT_INTEGER,
         Error::Overflow => DBKV_ERR_OVERFLOW,
+        Error::WrongType => DBKV_ERR_WRONG_TYPE,
         Error::BufferTooSmall(_) => DBKV_ERR_BUFFER_TOO_SMALL,
         Error::Io(_) => DBKV_ERR_IO,
         Error::Corruption(_) => DBKV_ERR_CORRUPTION,

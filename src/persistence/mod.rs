@@ -2,9 +2,11 @@
 //! nothing of the engine; the engine feeds it records and shard copies.
 
 pub mod block;
+pub mod coll_record;
 pub mod record;
 pub mod recovery;
 pub mod snapshot;
+pub mod snapshot_coll;
 pub mod vfs;
 pub mod wal;
 

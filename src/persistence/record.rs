@@ -3,6 +3,7 @@
 //!
 //! Byte layout is specified in docs/FORMAT.md and pinned by golden tests.
 
+use super::coll_record::{self, CollOp, Fields};
 use crate::error::{Error, Result};
 
 pub const TYPE_SET: u8 = 1;
@@ -57,6 +58,8 @@ pub enum Record<'a> {
     /// These mutations, in order, as one record: a crash keeps all or none.
     /// Never nested.
     Batch { ops: &'a [Record<'a>] },
+    /// A list or sorted-set operation.
+    Coll(CollOp<&'a [u8]>),
 }
 
 /// A decoded record that owns its bytes.
@@ -71,6 +74,7 @@ pub enum OwnedRecord {
     Lock { key: Vec<u8>, owner: Vec<u8>, expires_at: u64, token: u64 },
     Clear,
     Batch { ops: Vec<OwnedRecord> },
+    Coll(CollOp<Vec<u8>>),
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
@@ -155,6 +159,7 @@ impl Record<'_> {
                 put_bytes(out, owner);
             }
             Record::Clear => out.push(TYPE_CLEAR),
+            Record::Coll(ref op) => op.encode(out),
             Record::Batch { ops } => {
                 out.push(TYPE_BATCH);
                 put_u32(out, ops.len() as u32);
@@ -222,6 +227,7 @@ pub enum RecordView<'a> {
     Lock { key: &'a [u8], owner: &'a [u8], expires_at: u64, token: u64 },
     Clear,
     Batch { ops: Vec<RecordView<'a>> },
+    Coll(CollOp<&'a [u8]>),
 }
 
 impl RecordView<'_> {
@@ -241,6 +247,7 @@ impl RecordView<'_> {
             }
             RecordView::Clear => OwnedRecord::Clear,
             RecordView::Batch { ops } => OwnedRecord::Batch { ops: ops.iter().map(|o| o.to_owned_record()).collect() },
+            RecordView::Coll(op) => OwnedRecord::Coll(op.to_owned_op()),
         }
     }
 }
@@ -280,6 +287,24 @@ impl<'a> Cursor<'a> {
             return Err(Error::Corruption(format!("record key of {} bytes (keys are 1 to 65535)", k.len())));
         }
         Ok(k)
+    }
+}
+
+impl<'a> Fields<'a> for Cursor<'a> {
+    fn u8(&mut self) -> Result<u8> {
+        Cursor::u8(self)
+    }
+    fn u32(&mut self) -> Result<u32> {
+        Cursor::u32(self)
+    }
+    fn u64(&mut self) -> Result<u64> {
+        Cursor::u64(self)
+    }
+    fn bytes(&mut self) -> Result<&'a [u8]> {
+        Cursor::bytes(self)
+    }
+    fn key(&mut self) -> Result<&'a [u8]> {
+        Cursor::key(self)
     }
 }
 
@@ -348,6 +373,7 @@ fn decode_op<'a>(c: &mut Cursor<'a>, nested: bool) -> Result<RecordView<'a>> {
             }
             RecordView::Batch { ops }
         }
+        t if coll_record::is_coll_type(t) => RecordView::Coll(coll_record::decode(t, c)?),
         t => return Err(Error::Corruption(format!("unknown record type {t}"))),
     };
     Ok(rec)

@@ -358,7 +358,10 @@ impl<'a> Replay<'a> {
     fn segments(&mut self, segments: &[u64]) -> Result<Vec<u64>> {
         // Segments before the one holding the record after the cut hold
         // only records the snapshot has: they are not read at all.
-        let resume_segment = self.resume.map_or(0, |(seg, _)| seg);
+        // Segment 0 never exists (LSNs start at 1), so (0, 0) is "none".
+        // Unpacked once so that no code reads the payload of a None (LLVM
+        // may compare it before the tag, which valgrind reports).
+        let (resume_segment, resume_offset) = self.resume.unwrap_or((0, 0));
         let mut hint = 0;
         for &first in segments.iter().filter(|&&f| f >= resume_segment) {
             hint += block::count_records(&self.map(first)?.2);
@@ -371,10 +374,7 @@ impl<'a> Replay<'a> {
                 continue;
             }
             let next_first = segments.get(i + 1).copied();
-            let start = match self.resume {
-                Some((seg, offset)) if seg == first => offset,
-                _ => 0,
-            };
+            let start = if first == resume_segment { resume_offset } else { 0 };
             match self.segment(first, next_first, start)? {
                 SegmentEnd::Complete => kept.push(first),
                 SegmentEnd::Stop { keep } => {

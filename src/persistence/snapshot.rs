@@ -17,9 +17,10 @@ use super::wal::{read_view, ScanView};
 use crate::error::{Error, Result};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DBKVSNAP";
-/// The version this build writes; version 2 (without batch and clear
-/// records in the tail) is read too, as with WAL segments.
-pub const SNAPSHOT_VERSION: u32 = 3;
+/// The version this build writes; versions 2 (without batch and clear
+/// records in the tail) and 3 (without locks' tokens, lists and sorted
+/// sets) are read too, as with WAL segments.
+pub const SNAPSHOT_VERSION: u32 = 4;
 pub const SNAPSHOT_HEADER_LEN: usize = 48;
 pub const SNAPSHOT_TRAILER_LEN: usize = 40;
 
@@ -243,7 +244,13 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
             if vstart + vlen > body_end {
                 return Err(bad(off, "entry value past the end"));
             }
-            if kind > KIND_INT || (kind == KIND_INT && vlen != 8) || !is_valid_key(&b[kstart..kstart + klen]) {
+            let value = &b[vstart..vstart + vlen];
+            let valid = match kind {
+                KIND_BYTES => true,
+                KIND_INT => vlen == 8,
+                _ => version >= 4 && super::snapshot_coll::check(kind, value).is_ok(),
+            };
+            if !valid || !is_valid_key(&b[kstart..kstart + klen]) {
                 return Err(bad(off, &format!("entry kind {kind} with a {klen}-byte key and a {vlen}-byte value")));
             }
             each(SnapEntry { kind, expires_at, key: &b[kstart..kstart + klen], value: &b[vstart..vstart + vlen] });

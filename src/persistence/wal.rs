@@ -10,7 +10,7 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"DBKVWAL\0";
 /// The version this build writes. Version 3 added batch and clear records;
 /// a version-2 segment is a valid version-3 segment without them, so both
 /// are read.
-pub const SEGMENT_VERSION: u32 = 3;
+pub const SEGMENT_VERSION: u32 = 4;
 /// The oldest version this build reads.
 pub const SEGMENT_MIN_VERSION: u32 = 2;
 

@@ -127,6 +127,14 @@ fn copy_entry(t: &mut Txn<'_>, src: &[u8], dst: &[u8]) -> Result<bool, Error> {
             let v = b.to_vec();
             t.put(dst, &v, exp)?
         }
+        Value::List(l) => {
+            let l = l.clone();
+            t.put_value(dst, Value::List(&l), exp)?
+        }
+        Value::ZSet(z) => {
+            let z = z.clone();
+            t.put_value(dst, Value::ZSet(&z), exp)?
+        }
     }
     Ok(true)
 }

@@ -110,6 +110,7 @@ impl Ctx<'_, '_> {
 pub fn engine_error(e: &Error) -> String {
     match e {
         Error::NotInteger => NOT_INTEGER.into(),
+        Error::WrongType => WRONGTYPE.into(),
         Error::Overflow => "ERR increment or decrement would overflow".into(),
         Error::Failed(m) => format!("MISCONF dbkv could not write or fsync its WAL and accepts no commands until restarted: {m}"),
         Error::Busy(m) => format!("BUSY {m}"),
@@ -117,6 +118,9 @@ pub fn engine_error(e: &Error) -> String {
         other => format!("ERR {other}"),
     }
 }
+
+/// Redis's reply for an operation on a key of another type.
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
 
 pub fn arity_error(name: &str) -> String {
     format!("ERR wrong number of arguments for '{name}' command")

@@ -67,8 +67,7 @@ pub fn get(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     }
     ctx.atomically(&[key], |t, out| {
         let v = t.get(key)?;
-        reply_value(out, v);
-        Ok(())
+        reply_value(out, v)
     });
 }
 
@@ -78,10 +77,10 @@ fn hit(srv: &crate::server::Server, found: bool) {
 }
 
 /// A live value as a bulk string (counters as their decimal text), or nil.
-fn reply_value(out: &mut Reply<'_>, v: Option<Found<'_>>) {
+fn reply_value(out: &mut Reply<'_>, v: Option<Found<'_>>) -> Result<(), Error> {
     match v {
         Some(f) => f.value.with_bytes(|b| out.bulk(b)),
-        None => out.null(),
+        None => Ok(out.null()),
     }
 }
 
@@ -119,7 +118,7 @@ pub fn set(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     }
     ctx.atomically(&[key], |t, out| {
         let cur = t.get(key)?;
-        let old = if get { cur.map(|f| f.value.to_vec()) } else { None };
+        let old = if get { cur.map(|f| f.value.to_vec()).transpose()? } else { None };
         let exists = cur.is_some();
         let current_exp = cur.map_or(0, |f| f.expires_at);
         let reply = |out: &mut Reply<'_>| if get { out.bulk_or_null(old.as_deref()) } else { out.ok() };
@@ -186,7 +185,7 @@ pub fn psetex(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
 pub fn getdel(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     let key = argv[1];
     ctx.atomically(&[key], |t, out| {
-        let old = t.get(key)?.map(|f| f.value.to_vec());
+        let old = t.get(key)?.map(|f| f.value.to_vec()).transpose()?;
         if old.is_some() {
             t.delete(key)?;
         }
@@ -212,7 +211,7 @@ pub fn getex(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
             out.null();
             return Ok(());
         };
-        let (value, current_exp) = (cur.value.to_vec(), cur.expires_at);
+        let (value, current_exp) = (cur.value.to_vec()?, cur.expires_at);
         match ttl.resolve(t.now(), current_exp, false) {
             Some(exp) if exp != current_exp => {
                 t.set_expiry(key, exp)?;
@@ -230,7 +229,7 @@ pub fn getex(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
 pub fn getset(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     let (key, value) = (argv[1], argv[2]);
     ctx.atomically(&[key], |t, out| {
-        let old = t.get(key)?.map(|f| f.value.to_vec());
+        let old = t.get(key)?.map(|f| f.value.to_vec()).transpose()?;
         t.put(key, value, 0)?;
         out.bulk_or_null(old.as_deref());
         Ok(())
@@ -252,7 +251,7 @@ pub fn mget(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
         return;
     }
     ctx.atomically(keys, |t, out| {
-        let values = keys.iter().map(|k| Ok(t.get(k)?.map(|f| f.value.to_vec()))).collect::<Result<Vec<_>, Error>>()?;
+        let values = keys.iter().map(|k| Ok(t.get(k)?.and_then(|f| f.value.to_vec().ok()))).collect::<Result<Vec<_>, Error>>()?;
         out.array(values.len());
         for v in &values {
             out.bulk_or_null(v.as_deref());
@@ -334,6 +333,7 @@ fn counter(f: &Found<'_>) -> Result<i64, Error> {
     match f.value {
         dbkv::engine::Value::Int(n) => Ok(n),
         dbkv::engine::Value::Bytes(b) => parse_int(b).ok_or(Error::NotInteger),
+        _ => Err(Error::WrongType),
     }
 }
 
@@ -368,7 +368,7 @@ pub fn incrbyfloat(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     ctx.atomically(&[key], |t, out| {
         let (cur, exp) = match t.get(key)? {
             None => (0.0, 0),
-            Some(f) => match f.value.with_bytes(parse_float) {
+            Some(f) => match f.value.with_bytes(parse_float)? {
                 Some(v) => (v, f.expires_at),
                 None => {
                     out.error(NOT_FLOAT);
@@ -393,7 +393,7 @@ pub fn append(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     ctx.atomically(&[key], |t, out| {
         let (mut v, exp) = match t.get(key)? {
             None => (Vec::new(), 0),
-            Some(f) => (f.value.to_vec(), f.expires_at),
+            Some(f) => (f.value.to_vec()?, f.expires_at),
         };
         v.extend_from_slice(tail);
         t.put(key, &v, exp)?;
@@ -412,7 +412,7 @@ pub fn strlen(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
         return;
     }
     ctx.atomically(&[key], |t, out| {
-        out.int(t.get(key)?.map_or(0, |f| f.value.with_bytes(|b| b.len())) as i64);
+        out.int(t.get(key)?.map_or(Ok(0), |f| f.value.with_bytes(|b| b.len()))? as i64);
         Ok(())
     });
 }
@@ -421,7 +421,7 @@ pub fn getrange(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     let key = argv[1];
     let (Some(start), Some(end)) = (parse_int(argv[2]), parse_int(argv[3])) else { return ctx.out.error(NOT_INTEGER) };
     ctx.atomically(&[key], |t, out| {
-        let v = t.get(key)?.map(|f| f.value.to_vec()).unwrap_or_default();
+        let v = t.get(key)?.map(|f| f.value.to_vec()).transpose()?.unwrap_or_default();
         out.bulk(substr(&v, start, end));
         Ok(())
     });
@@ -454,7 +454,7 @@ pub fn setrange(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     ctx.atomically(&[key], |t: &mut Txn<'_>, out| {
         let cur = t.get(key)?;
         let exp = cur.map_or(0, |f| f.expires_at);
-        let mut v = cur.map(|f| f.value.to_vec()).unwrap_or_default();
+        let mut v = cur.map(|f| f.value.to_vec()).transpose()?.unwrap_or_default();
         if patch.is_empty() {
             out.int(v.len() as i64);
             return Ok(());

@@ -1,0 +1,408 @@
+//! Sorted sets: member -> score, ordered by score, then member bytes.
+//!
+//! A skip list whose links carry spans (how many elements a link jumps
+//! over), as Redis's, so rank lookups, rank ranges and score ranges all
+//! cost O(log N) to find their start and O(1) per element after it; a hash
+//! index answers ZSCORE in O(1). Nodes live in one arena addressed by u32
+//! indices (no raw pointers), and each member's bytes are one shared
+//! allocation referenced by the node and the index.
+//!
+//! The level of each node comes from a PRNG, so two sets with the same
+//! elements may have different shapes; nothing observable depends on it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+const MAX_LEVEL: usize = 32;
+const NIL: u32 = u32::MAX;
+const HEAD: u32 = 0;
+
+#[derive(Clone, Copy)]
+struct Link {
+    next: u32,
+    /// Elements between this node and `next`, counting `next`.
+    span: u32,
+}
+
+#[derive(Clone)]
+struct Node {
+    score: f64,
+    member: Arc<[u8]>,
+    prev: u32,
+    links: Box<[Link]>,
+}
+
+/// One sorted set. Scores are never NaN (callers refuse NaN input).
+#[derive(Clone)]
+pub struct ZSet {
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    index: HashMap<Arc<[u8]>, u32>,
+    level: usize,
+    tail: u32,
+    rng: u64,
+}
+
+impl Default for ZSet {
+    fn default() -> Self {
+        ZSet::new()
+    }
+}
+
+/// True if (sa, ma) sorts before (sb, mb).
+#[inline]
+fn before(sa: f64, ma: &[u8], sb: f64, mb: &[u8]) -> bool {
+    sa < sb || (sa == sb && ma < mb)
+}
+
+impl ZSet {
+    pub fn new() -> ZSet {
+        let head = Node { score: 0.0, member: Arc::from(&[][..]), prev: NIL, links: vec![Link { next: NIL, span: 0 }; MAX_LEVEL].into() };
+        ZSet { nodes: vec![head], free: Vec::new(), index: HashMap::new(), level: 1, tail: NIL, rng: 0x9e37_79b9_7f4a_7c15 }
+    }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.index.get(member).map(|&i| self.nodes[i as usize].score)
+    }
+
+    /// Bytes of heap this set holds, approximately (for INFO and the README).
+    pub fn heap_bytes(&self) -> usize {
+        let links: usize = self.nodes.iter().map(|n| n.links.len() * 8 + 16).sum();
+        let members: usize = self.index.keys().map(|m| m.len() + 16 + 16).sum();
+        self.nodes.capacity() * std::mem::size_of::<Node>()
+            + links
+            + members
+            + self.index.capacity() * (std::mem::size_of::<(Arc<[u8]>, u32)>() + 1)
+    }
+
+    fn random_level(&mut self) -> usize {
+        // xorshift64*; a node reaches level k+1 with probability 1/4^k.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        let r = self.rng.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        (1 + (r.trailing_zeros() / 2) as usize).min(MAX_LEVEL)
+    }
+
+    fn link(&self, node: u32, level: usize) -> Link {
+        self.nodes[node as usize].links[level]
+    }
+
+    fn link_mut(&mut self, node: u32, level: usize) -> &mut Link {
+        &mut self.nodes[node as usize].links[level]
+    }
+
+    /// For each level, the last node before (score, member) and its rank.
+    fn path_to(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
+        let (mut update, mut rank) = ([HEAD; MAX_LEVEL], [0u32; MAX_LEVEL]);
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL {
+                    break;
+                }
+                let n = &self.nodes[l.next as usize];
+                if !before(n.score, &n.member, score, member) {
+                    break;
+                }
+                rank[i] += l.span;
+                x = l.next;
+            }
+            update[i] = x;
+        }
+        (update, rank)
+    }
+
+    /// Sets `member`'s score; true if the member is new.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        debug_assert!(!score.is_nan());
+        let shared = match self.index.get_key_value(member) {
+            Some((m, &i)) => {
+                if self.nodes[i as usize].score == score {
+                    return false;
+                }
+                let m = m.clone();
+                self.unlink(&m, self.nodes[i as usize].score);
+                m
+            }
+            None => Arc::from(member),
+        };
+        let added = !self.index.contains_key(member);
+        let node = self.link_in(shared.clone(), score);
+        self.index.insert(shared, node);
+        added
+    }
+
+    fn link_in(&mut self, member: Arc<[u8]>, score: f64) -> u32 {
+        let (mut update, mut rank) = self.path_to(score, &member);
+        let lvl = self.random_level();
+        if lvl > self.level {
+            let len = self.len() as u32;
+            for i in self.level..lvl {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.link_mut(HEAD, i).span = len;
+            }
+            self.level = lvl;
+        }
+        let node = Node { score, member, prev: NIL, links: vec![Link { next: NIL, span: 0 }; lvl].into() };
+        let x = match self.free.pop() {
+            Some(slot) => {
+                self.nodes[slot as usize] = node;
+                slot
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        };
+        for i in 0..lvl {
+            let u = self.link(update[i], i);
+            let gap = rank[0] - rank[i];
+            *self.link_mut(x, i) = Link { next: u.next, span: u.span - gap };
+            *self.link_mut(update[i], i) = Link { next: x, span: gap + 1 };
+        }
+        for i in lvl..self.level {
+            self.link_mut(update[i], i).span += 1;
+        }
+        self.nodes[x as usize].prev = if update[0] == HEAD { NIL } else { update[0] };
+        match self.link(x, 0).next {
+            NIL => self.tail = x,
+            n => self.nodes[n as usize].prev = x,
+        }
+        x
+    }
+
+    /// Removes the node for (score, member) from the list (not the index).
+    fn unlink(&mut self, member: &[u8], score: f64) {
+        let (update, _) = self.path_to(score, member);
+        let x = self.link(update[0], 0).next;
+        debug_assert!(x != NIL && &*self.nodes[x as usize].member == member);
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let ul = self.link(u, i);
+            if ul.next == x {
+                let xl = self.link(x, i);
+                *self.link_mut(u, i) = Link { next: xl.next, span: ul.span + xl.span - 1 };
+            } else {
+                self.link_mut(u, i).span -= 1;
+            }
+        }
+        let (prev, next) = (self.nodes[x as usize].prev, self.link(x, 0).next);
+        match next {
+            NIL => self.tail = prev,
+            n => self.nodes[n as usize].prev = prev,
+        }
+        while self.level > 1 && self.link(HEAD, self.level - 1).next == NIL {
+            self.level -= 1;
+        }
+        // Drop the member reference now; the slot is reused later.
+        self.nodes[x as usize].member = Arc::from(&[][..]);
+        self.nodes[x as usize].links = Box::new([]);
+        self.free.push(x);
+    }
+
+    /// Removes `member`; its score if it was present.
+    pub fn remove(&mut self, member: &[u8]) -> Option<f64> {
+        let i = *self.index.get(member)?;
+        let score = self.nodes[i as usize].score;
+        self.unlink(member, score);
+        self.index.remove(member);
+        Some(score)
+    }
+
+    /// 0-based ascending rank of `member`.
+    pub fn rank(&self, member: &[u8]) -> Option<usize> {
+        let score = self.score(member)?;
+        Some(self.count_before(|s, m| before(s, m, score, member)))
+    }
+
+    /// How many elements satisfy `lt`, which must hold for a prefix of the
+    /// order (every element before some point, none after).
+    fn count_before(&self, lt: impl Fn(f64, &[u8]) -> bool) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL {
+                    break;
+                }
+                let n = &self.nodes[l.next as usize];
+                if !lt(n.score, &n.member) {
+                    break;
+                }
+                rank += l.span as usize;
+                x = l.next;
+            }
+        }
+        rank
+    }
+
+    /// Elements with a score below `score` (or at most `score` if `inclusive`).
+    pub fn count_below(&self, score: f64, inclusive: bool) -> usize {
+        if inclusive {
+            self.count_before(|s, _| s <= score)
+        } else {
+            self.count_before(|s, _| s < score)
+        }
+    }
+
+    /// Elements whose member sorts below `member` (or at most `member` if
+    /// `inclusive`); meaningful when every score is equal (ZRANGE BYLEX).
+    pub fn count_below_lex(&self, member: &[u8], inclusive: bool) -> usize {
+        if inclusive {
+            self.count_before(|_, m| m <= member)
+        } else {
+            self.count_before(|_, m| m < member)
+        }
+    }
+
+    /// The node at 0-based `rank`.
+    fn node_at(&self, rank: usize) -> u32 {
+        if rank >= self.len() {
+            return NIL;
+        }
+        let target = rank + 1;
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next == NIL || traversed + l.span as usize > target {
+                    break;
+                }
+                traversed += l.span as usize;
+                x = l.next;
+            }
+            if traversed == target {
+                return x;
+            }
+        }
+        NIL
+    }
+
+    /// Elements in ascending order from 0-based `rank`.
+    pub fn iter_from(&self, rank: usize) -> Iter<'_> {
+        Iter { set: self, at: self.node_at(rank), rev: false }
+    }
+
+    /// Elements in descending order from 0-based ascending `rank` down.
+    pub fn iter_rev_from(&self, rank: usize) -> Iter<'_> {
+        Iter { set: self, at: self.node_at(rank), rev: true }
+    }
+
+    pub fn iter(&self) -> Iter<'_> {
+        Iter { set: self, at: self.link(HEAD, 0).next, rev: false }
+    }
+
+    /// Removes the elements of ascending ranks `start..end`; how many.
+    pub fn remove_range(&mut self, start: usize, end: usize) -> usize {
+        let end = end.min(self.len());
+        if start >= end {
+            return 0;
+        }
+        let doomed: Vec<Arc<[u8]>> = self.iter_from(start).take(end - start).map(|(m, _)| Arc::from(m)).collect();
+        for m in &doomed {
+            self.remove(m);
+        }
+        doomed.len()
+    }
+}
+
+/// Walks a sorted set in either direction.
+pub struct Iter<'a> {
+    set: &'a ZSet,
+    at: u32,
+    rev: bool,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at == NIL {
+            return None;
+        }
+        let n = &self.set.nodes[self.at as usize];
+        self.at = if self.rev { n.prev } else { n.links[0].next };
+        Some((&n.member, n.score))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    /// Checks every query against a sorted model after random operations.
+    #[test]
+    fn matches_a_sorted_model() {
+        let mut z = ZSet::new();
+        let mut model: std::collections::HashMap<Vec<u8>, f64> = Default::default();
+        let mut seed = 12345u64;
+        let mut rnd = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for step in 0..20_000 {
+            let m = format!("m{}", rnd(500)).into_bytes();
+            if rnd(4) == 0 {
+                assert_eq!(z.remove(&m), model.remove(&m));
+            } else {
+                let s = rnd(50) as f64;
+                assert_eq!(z.insert(&m, s), model.insert(m.clone(), s).is_none());
+            }
+            if step % 500 == 0 {
+                let sorted: BTreeSet<(u64, Vec<u8>)> = model.iter().map(|(m, s)| (*s as u64, m.clone())).collect();
+                let order: Vec<(Vec<u8>, f64)> = sorted.iter().map(|(s, m)| (m.clone(), *s as f64)).collect();
+                let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
+                assert_eq!(got, order);
+                assert_eq!(z.len(), order.len());
+                for (r, (m, s)) in order.iter().enumerate() {
+                    assert_eq!(z.rank(m), Some(r));
+                    assert_eq!(z.score(m), Some(*s));
+                }
+                for from in [0, 1, order.len() / 2, order.len().saturating_sub(1), order.len()] {
+                    let fwd: Vec<_> = z.iter_from(from).map(|(m, _)| m.to_vec()).collect();
+                    let want: Vec<_> = order.iter().skip(from).map(|(m, _)| m.clone()).collect();
+                    assert_eq!(fwd, want);
+                    let back: Vec<_> = z.iter_rev_from(from).map(|(m, _)| m.to_vec()).collect();
+                    let want: Vec<_> = order.iter().take((from + 1).min(order.len())).rev().map(|(m, _)| m.clone()).collect();
+                    assert_eq!(back, if from < order.len() { want } else { vec![] });
+                }
+                for s in [0.0, 10.0, 25.5, 49.0, 60.0] {
+                    assert_eq!(z.count_below(s, false), order.iter().filter(|(_, x)| *x < s).count());
+                    assert_eq!(z.count_below(s, true), order.iter().filter(|(_, x)| *x <= s).count());
+                }
+            }
+        }
+        let n = z.len();
+        assert_eq!(z.remove_range(1, 11), 10.min(n.saturating_sub(1)));
+        assert_eq!(z.len(), n - 10.min(n.saturating_sub(1)));
+    }
+
+    #[test]
+    fn ties_order_by_member_and_lex_counts() {
+        let mut z = ZSet::new();
+        for m in ["b", "a", "d", "c"] {
+            z.insert(m.as_bytes(), 1.0);
+        }
+        let got: Vec<_> = z.iter().map(|(m, _)| m.to_vec()).collect();
+        assert_eq!(got, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), b"d".to_vec()]);
+        assert_eq!(z.count_below_lex(b"b", false), 1);
+        assert_eq!(z.count_below_lex(b"b", true), 2);
+        assert!(!z.insert(b"a", 5.0));
+        assert_eq!(z.rank(b"a"), Some(3));
+        assert_eq!(z.iter_rev_from(3).next(), Some((&b"a"[..], 5.0)));
+    }
+}
