@@ -1,4 +1,4 @@
-//! Golden-byte tests for the on-disk format, version 3 (docs/FORMAT.md).
+//! Golden-byte tests for the on-disk format, version 4 (docs/FORMAT.md).
 //!
 //! Every expected byte string here was written out by hand, field by field,
 //! from docs/FORMAT.md; CRC-32 values were computed independently (zlib's
@@ -143,14 +143,14 @@ fn constants() {
     assert_eq!(record::TYPE_LOCK, 7);
     assert_eq!(RECORD_PREFIX, 8);
     assert_eq!(wal::SEGMENT_MAGIC, b"DBKVWAL\0");
-    assert_eq!(wal::SEGMENT_VERSION, 3);
+    assert_eq!(wal::SEGMENT_VERSION, 4);
     assert_eq!(wal::SEGMENT_MIN_VERSION, 2);
     assert_eq!(record::TYPE_BATCH, 8);
     assert_eq!(record::TYPE_CLEAR, 9);
     assert_eq!(wal::SEGMENT_HEADER_LEN, 32);
     assert_eq!(wal::MAX_RECORD_BODY, 1_074_790_400);
     assert_eq!(snapshot::SNAPSHOT_MAGIC, b"DBKVSNAP");
-    assert_eq!(snapshot::SNAPSHOT_VERSION, 3);
+    assert_eq!(snapshot::SNAPSHOT_VERSION, 4);
     assert_eq!(snapshot::SNAPSHOT_HEADER_LEN, 48);
     assert_eq!(snapshot::SNAPSHOT_TRAILER_LEN, 40);
     assert_eq!(snapshot::KIND_BYTES, 0);
@@ -358,7 +358,7 @@ fn decode_body_rejects_malformed_bodies() {
     long.push(0);
     assert!(decode_body(&long).unwrap_err().to_string().contains("trailing"));
     // Unknown types.
-    for t in [0u8, 10, 0x80, 0xff] {
+    for t in [0u8, 18, 0x80, 0xff] {
         let mut b = body.to_vec();
         b[8] = t;
         let err = decode_body(&b).unwrap_err().to_string();
@@ -377,11 +377,11 @@ fn decode_body_rejects_malformed_bodies() {
 fn segment_header_golden() {
     let expected = hex(&[
         "44424b5657414c00", // "DBKVWAL\0"
-        "03000000",         // version 3
+        "04000000",         // version 4
         "00000000",         // reserved
         "0100000000000000", // first LSN 1
         "00000000",         // reserved
-        "65f89092",         // CRC-32 of bytes 0..28
+        "f65ed473",         // CRC-32 of bytes 0..28
     ]);
     assert_eq!(crc32_ref(&expected[..28]), u32_at(&expected, 28));
     assert_eq!(to_hex(&encode_segment_header(1)), to_hex(&expected));
@@ -389,17 +389,17 @@ fn segment_header_golden() {
 
     let expected = hex(&[
         "44424b5657414c00",
-        "03000000",
+        "04000000",
         "00000000",
         "efcdab8967452301", // first LSN 0x0123456789abcdef
         "00000000",
-        "82a302b2",
+        "11054653",
     ]);
     assert_eq!(crc32_ref(&expected[..28]), u32_at(&expected, 28));
     assert_eq!(to_hex(&encode_segment_header(0x0123_4567_89ab_cdef)), to_hex(&expected));
     assert_eq!(decode_segment_header("x", &expected).unwrap(), 0x0123_4567_89ab_cdef);
     assert_eq!(decode_segment_header("x", &encode_segment_header(u64::MAX)).unwrap(), u64::MAX);
-    assert_eq!(wal::segment_version(&expected), Some(3));
+    assert_eq!(wal::segment_version(&expected), Some(4));
 }
 
 /// Batch and clear records (format version 3), checked against CRCs
@@ -485,7 +485,7 @@ fn segment_header_checks() {
     // Unknown versions with a valid CRC: the version-1 format (no blocks)
     // and a newer one. `segment_version` reports them, so recovery can
     // refuse instead of treating the file as damage.
-    for v in [0u32, 1, 4, u32::MAX] {
+    for v in [0u32, 1, 5, u32::MAX] {
         let mut h = good;
         h[8..12].copy_from_slice(&v.to_le_bytes());
         let crc = crc32_ref(&h[..28]);
@@ -496,7 +496,7 @@ fn segment_header_checks() {
     }
     // A version field that fails the CRC is damage, not a version.
     let mut h = good;
-    h[8] = 4;
+    h[8] = 5;
     assert_eq!(wal::segment_version(&h), None);
     assert!(decode_segment_header("f", &h).unwrap_err().to_string().contains("checksum"));
     // Reserved fields are covered by the CRC but otherwise ignored.
@@ -948,7 +948,7 @@ fn golden_snapshot() -> Vec<u8> {
     hex(&[
         // header
         "44424b56534e4150", // "DBKVSNAP"
-        "03000000",         // version 3
+        "04000000",         // version 4
         "02000000",         // 2 shards
         "7766554433221100", // hash seed 0x0011223344556677
         "7b68e5cf8b010000", // created 1,700,000,000,123 ms
@@ -974,7 +974,7 @@ fn golden_snapshot() -> Vec<u8> {
         // trailer
         "0300000000000000", // 3 entries in all
         // SHA-256 of everything above (checked with Python's hashlib)
-        "4d14ef8be9d2d174a88dd0ca08104a4c59d0059d1c36c941ce832ceb786aeb47",
+        "9b8b6952ef7cdf1a5c73d765c44527ce59aff2462bed1737d89baab52499104e",
     ])
 }
 
@@ -1054,7 +1054,7 @@ fn snapshot_file_golden() {
 
     let written = write_snapshot(&golden_meta(), &golden_shards(), GOLDEN_CUT, 1, &rec);
     assert_eq!(to_hex(&written), to_hex(&expected));
-    assert_eq!(snapshot::snapshot_version(&written), Some(3));
+    assert_eq!(snapshot::snapshot_version(&written), Some(4));
     assert_eq!(snapshot::entry_count_hint(&written), 3);
 }
 
@@ -1124,7 +1124,7 @@ fn reseal(b: &mut [u8]) {
 fn snapshot_load_structural_checks_behind_a_valid_digest() {
     let b = golden_snapshot();
     // Unknown versions: the version-1 format and a newer one.
-    for v in [1u32, 4] {
+    for v in [1u32, 5] {
         let mut d = b.clone();
         d[8..12].copy_from_slice(&v.to_le_bytes());
         reseal(&mut d);
@@ -1275,7 +1275,7 @@ fn empty_snapshot_golden() {
     let b = write_snapshot(&meta, &[(0, 0, Vec::new())], cut, 0, &[]);
     assert_eq!(b.len(), 48 + 16 + 56 + 40);
     let body = hex(&[
-        "44424b56534e4150 03000000 01000000 0000000000000000 0000000000000000 0000000000000000 0000000000000000",
+        "44424b56534e4150 04000000 01000000 0000000000000000 0000000000000000 0000000000000000 0000000000000000",
         "0000000000000000 0000000000000000",                                     // shard 0: covered 0, no entries
         "0000000000000000 0000000000000000", // tail: cut 0, token mark 0
         "0100000000000000 0000000000000000", //       resume at segment 1, offset 0
@@ -1285,7 +1285,7 @@ fn empty_snapshot_golden() {
     ]);
     assert_eq!(to_hex(&b[..body.len()]), to_hex(&body));
     // SHA-256 of those 128 bytes
-    assert_eq!(to_hex(&b[body.len()..]), "a4f2280645f21fe78c0bd2f26d407533cffae7ece8097170dbefa7be35ee5d2b");
+    assert_eq!(to_hex(&b[body.len()..]), "7a8f424668db347136ee68fe97725243a410fad6d38f0a8f00530e53909f0819");
     let loaded = snapshot::load("snap", &b, |_| panic!("no entries")).unwrap();
     assert_eq!((loaded.shard_lsns, loaded.entries, loaded.tail_records), (vec![0], 0, 0));
 }
@@ -1402,7 +1402,7 @@ fn engine_writes_result_records() {
     e.close().unwrap();
 
     let seg = sim.read(Path::new("/sim/db/wal-00000000000000000001.log")).unwrap();
-    let mut expected = hex(&["44424b5657414c00 03000000 00000000 0100000000000000 00000000 65f89092"]);
+    let mut expected = hex(&["44424b5657414c00 04000000 00000000 0100000000000000 00000000 f65ed473"]);
     let recs = [
         Record::Set { key: b"k", value: b"v", expires_at: 0 },
         Record::Set { key: b"t", value: b"v", expires_at: E + 1000 },
@@ -1569,7 +1569,7 @@ fn dir_state(sim: &SimVfs) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn unknown_segment_version_refuses_without_modifying() {
-    for version in [1u32, 4] {
+    for version in [1u32, 5] {
         let sim = SimVfs::new();
         one_key_db(&sim);
         let p = Path::new("/sim/db/wal-00000000000000000001.log");
@@ -1591,7 +1591,7 @@ fn unknown_segment_version_refuses_without_modifying() {
 
 #[test]
 fn unknown_snapshot_version_refuses_without_modifying() {
-    for version in [1u32, 4] {
+    for version in [1u32, 5] {
         let sim = SimVfs::new();
         let e = Engine::open(sim_opts(&sim, dbkv::Clock::default())).unwrap();
         e.set(b"k", b"v", 0).unwrap();
