@@ -327,6 +327,9 @@ impl Entry {
     ///
     /// # Safety
     /// The caller has exclusive access to the entry (the shard's write lock).
+    // The table hands out `&Entry` only (std HashSet has no get_mut);
+    // the caller's `&mut ShardData` is what proves exclusive access.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn list_mut(&self) -> Option<&mut List> {
         (self.kind() == Kind::List).then(|| unsafe { self.unshare::<List>() })
     }
@@ -335,6 +338,9 @@ impl Entry {
     ///
     /// # Safety
     /// The caller has exclusive access to the entry (the shard's write lock).
+    // The table hands out `&Entry` only (std HashSet has no get_mut);
+    // the caller's `&mut ShardData` is what proves exclusive access.
+    #[allow(clippy::mut_from_ref)]
     pub unsafe fn zset_mut(&self) -> Option<&mut ZSet> {
         (self.kind() == Kind::ZSet).then(|| unsafe { self.unshare::<ZSet>() })
     }
@@ -344,6 +350,9 @@ impl Entry {
     /// lock, so with the write lock held the count cannot rise while we
     /// look at it; if a snapshot still holds a share, the collection is
     /// copied and the entry's reference moved to the copy.
+    // The table hands out `&Entry` only (std HashSet has no get_mut);
+    // the caller's `&mut ShardData` is what proves exclusive access.
+    #[allow(clippy::mut_from_ref)]
     unsafe fn unshare<T: Clone>(&self) -> &mut T {
         let p = self.coll_ptr::<T>();
         let held = ManuallyDrop::new(Arc::from_raw(p));

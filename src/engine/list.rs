@@ -63,11 +63,11 @@ impl List {
     pub fn remove(&mut self, count: i64, value: &[u8]) -> usize {
         let limit = if count == 0 { usize::MAX } else { count.unsigned_abs() as usize };
         let mut doomed = Vec::new();
-        let matches = |(i, b): (usize, &Box<[u8]>)| (**b == *value).then_some(i);
+        let matches = |(i, b): (usize, &[u8])| (b == value).then_some(i);
         if count >= 0 {
-            doomed.extend(self.items.iter().enumerate().filter_map(matches).take(limit));
+            doomed.extend(self.items.iter().map(|b| &**b).enumerate().filter_map(matches).take(limit));
         } else {
-            doomed.extend(self.items.iter().enumerate().rev().filter_map(matches).take(limit));
+            doomed.extend(self.items.iter().map(|b| &**b).enumerate().rev().filter_map(matches).take(limit));
             doomed.reverse();
         }
         if doomed.is_empty() {
