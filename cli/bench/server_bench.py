@@ -26,8 +26,11 @@ import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ["p1", "p16", "durable", "memory"]
-SCENARIO_ALIASES = {"throughput": ["p1", "p16"], "cpu": ["p1", "p16"], "all": SCENARIOS}
+SCENARIOS = ["p1", "p16", "durable", "memory", "lists-p1", "lists-p16", "collmem"]
+SCENARIO_ALIASES = {"throughput": ["p1", "p16"], "cpu": ["p1", "p16"],
+                    "collections": ["lists-p1", "lists-p16", "collmem"], "all": SCENARIOS}
+# redis-benchmark's list and sorted-set tests (issue 10's performance targets).
+COLL_TESTS = "lpush,rpush,lpop,rpop,lrange_100,zadd"
 SERVERS = ["dbkv", "redis"]
 CSV_HEADER = ["test", "rps", "avg_latency_ms", "min_latency_ms", "p50_latency_ms",
               "p95_latency_ms", "p99_latency_ms", "max_latency_ms"]
@@ -363,6 +366,67 @@ def scenario_memory(server, args):
                "keys_source": keys_src}
 
 
+def scenario_collections(server, pipeline, args):
+    rec = run_benchmark(server, COLL_TESTS, args.requests, pipeline, args)
+    return metrics_from_bench(rec), {"bench": rec}
+
+
+def resp(*words):
+    out = [b"*%d\r\n" % len(words)]
+    for w in words:
+        w = w if isinstance(w, bytes) else str(w).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(w), w))
+    return b"".join(out)
+
+
+def send_all(server, stream, replies):
+    """Writes `stream` on one socket and reads `replies` replies (any kind)."""
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    t = threading.Thread(target=sock.sendall, args=(stream,), daemon=True)
+    t.start()
+    got, buf = 0, b""
+    while got < replies:
+        data = sock.recv(1 << 20)
+        if not data:
+            raise RuntimeError(f"{server.kind} closed the connection after {got} replies")
+        buf += data
+        lines = buf.split(b"\r\n")
+        buf = lines.pop()
+        for line in lines:
+            if line.startswith(b"-"):
+                raise RuntimeError(f"{server.kind}: {line.decode(errors='replace')}")
+            got += 1
+    t.join()
+    sock.close()
+
+
+def scenario_collmem(server, args):
+    """Memory per element: one big list and one big sorted set (Redis: quicklist of
+    listpacks, skiplist + dict), and many small ones as a Celery chord keeps
+    (Redis: listpack). Elements are 16-byte strings; scores are integers."""
+    n, small_keys, small_len = args.coll_elems, args.coll_small_keys, 20
+    out = {}
+    cases = [
+        ("big list", lambda i: resp("RPUSH", "biglist", *[b"e%015d" % j for j in range(i, i + 1000)]), n // 1000, n),
+        ("big zset", lambda i: resp("ZADD", "bigzset", *[x for j in range(i, i + 1000) for x in (j, b"m%015d" % j)]), n // 1000, n),
+        ("small lists", lambda i: resp("RPUSH", b"sl%08d" % i, *[b"e%015d" % j for j in range(small_len)]), small_keys, small_keys * small_len),
+        ("small zsets", lambda i: resp("ZADD", b"sz%08d" % i, *[x for j in range(small_len) for x in (j, b"m%015d" % j)]), small_keys, small_keys * small_len),
+    ]
+    for name, cmd, count, elems in cases:
+        rss0, _ = proc_mem(server.proc.pid)
+        step = 1000 if name.startswith("big") else 1
+        send_all(server, b"".join(cmd(i * step) for i in range(count)), count)
+        time.sleep(args.settle)
+        rss, _ = proc_mem(server.proc.pid)
+        out[f"{name}: RSS bytes/element"] = (rss - rss0) / elems
+        if server.kind == "redis":
+            key = {"big list": "biglist", "big zset": "bigzset", "small lists": "sl00000000", "small zsets": "sz00000000"}[name]
+            usage = server.cli("MEMORY", "USAGE", key, "SAMPLES", "0")
+            per = elems if name.startswith("big") else small_len
+            out[f"{name}: MEMORY USAGE bytes/element"] = int(usage) / per
+    return out, {}
+
+
 def run_one(kind, scenario, args):
     server = Server(kind, args, scenario == "durable", args.tmp_dir)
     try:
@@ -374,6 +438,10 @@ def run_one(kind, scenario, args):
             m, raw = scenario_throughput(server, 16, args)
         elif scenario == "durable":
             m, raw = scenario_durable(server, args)
+        elif scenario in ("lists-p1", "lists-p16"):
+            m, raw = scenario_collections(server, 1 if scenario == "lists-p1" else 16, args)
+        elif scenario == "collmem":
+            m, raw = scenario_collmem(server, args)
         else:
             m, raw = scenario_memory(server, args)
     finally:
@@ -400,10 +468,16 @@ TARGETS = {
     ("p16", "SET+GET CPU s/Mreq"): ("≤ 0.7×", lambda r: r <= 0.7),
     ("durable", "SET rps"): ("≥ 1.5×", lambda r: r >= 1.5),
     ("memory", "RSS MiB"): ("≤ 1.0×", lambda r: r <= 1.0),
+    **{(scen, f"{t.upper()} rps"): ("≥ 1.0×", lambda r: r >= 1.0)
+       for scen in ("lists-p1", "lists-p16")
+       for t in ("lpush", "rpush", "lpop", "rpop", "zadd")},
+    **{(scen, "LRANGE_100 (first 100 elements) rps"): ("≥ 1.0×", lambda r: r >= 1.0)
+       for scen in ("lists-p1", "lists-p16")},
 }
 SCENARIO_TITLES = {
     "p1": "SET/GET -P 1", "p16": "SET/GET -P 16",
     "durable": "durable SET (fsync always) -P 1", "memory": "memory",
+    "lists-p1": "lists/zsets -P 1", "lists-p16": "lists/zsets -P 16", "collmem": "collection memory",
 }
 
 
@@ -491,7 +565,12 @@ def parse_args():
     ap.add_argument("--mem-keys", type=int, default=None,
                     help="distinct keys loaded in the memory scenario (default 1000000)")
     ap.add_argument("--scenarios", default="p1,p16,durable,memory",
-                    help="comma list of p1,p16,durable,memory (aliases: throughput, cpu, all)")
+                    help="comma list of p1,p16,durable,memory,lists-p1,lists-p16,collmem "
+                         "(aliases: throughput, cpu, collections, all)")
+    ap.add_argument("--coll-elems", type=int, default=1000000,
+                    help="elements of the big list and big sorted set (collmem)")
+    ap.add_argument("--coll-small-keys", type=int, default=20000,
+                    help="small lists and small sorted sets of 20 elements each (collmem)")
     ap.add_argument("--dbkv-bin", default=os.environ.get("DBKV_BIN", str(REPO_ROOT / "target/release/dbkv")),
                     help="dbkv binary (env DBKV_BIN)")
     ap.add_argument("--dbkv-args", default="", help="extra arguments for `dbkv serve`")
@@ -596,6 +675,13 @@ def main():
             commands.append(f"{scen + ':':8} {sb}{q(bench_cmd('PORT', 'set,get', args.requests, p, args))}")
         elif scen == "durable":
             commands.append(f"durable: {sb}{q(bench_cmd('PORT', 'set', args.durable_requests, 1, args))}")
+        elif scen in ("lists-p1", "lists-p16"):
+            p = 1 if scen == "lists-p1" else 16
+            commands.append(f"{scen + ':':8} {sb}{q(bench_cmd('PORT', COLL_TESTS, args.requests, p, args))}")
+        elif scen == "collmem":
+            commands.append(f"collmem: RPUSH biglist / ZADD bigzset {args.coll_elems} 16-byte elements "
+                            f"(1000 per command), then {args.coll_small_keys} lists and sorted sets of 20; "
+                            "VmRSS delta per element; redis: MEMORY USAGE key SAMPLES 0")
         elif scen == "memory":
             load = ("redis-cli -h 127.0.0.1 -p PORT --pipe --pipe-timeout "
                     f"{args.pipe_timeout} < load.resp" if args.loader == "pipe"
