@@ -26,6 +26,9 @@ pub struct ClientHandle {
     /// The protocol the client speaks: publishers encode in it.
     pub resp3: AtomicBool,
     pub last_active: AtomicU64,
+    /// Another thread answered this client's blocking command (the reply
+    /// is in `outbox`): its worker resumes it (`server::blocking`).
+    pub unblocked: AtomicBool,
 }
 
 /// Fields CLIENT SETNAME/SETINFO and command execution update.
@@ -38,6 +41,8 @@ pub struct ClientInfo {
     pub subscriptions: usize,
     pub patterns: usize,
     pub in_multi: bool,
+    /// Waiting in a blocking command (CLIENT LIST flag `b`).
+    pub blocked: bool,
 }
 
 impl ClientHandle {
@@ -54,6 +59,7 @@ impl ClientHandle {
             kill: AtomicBool::new(false),
             resp3: AtomicBool::new(false),
             last_active: AtomicU64::new(0),
+            unblocked: AtomicBool::new(false),
         }
     }
 
@@ -82,6 +88,18 @@ impl ClientHandle {
     }
 }
 
+/// A client waiting in a blocking command; it runs no other command until
+/// answered.
+#[derive(Debug, Clone, Copy)]
+pub struct Blocked {
+    /// Its entry in the wait queues (`server::blocking`).
+    pub ticket: u64,
+    /// When it gets nil instead (None: never).
+    pub deadline: Option<Instant>,
+    /// The worker has put the deadline in its timer heap.
+    pub armed: bool,
+}
+
 /// What commands read and change; owned by the connection.
 pub struct ClientState {
     pub handle: Arc<ClientHandle>,
@@ -98,6 +116,10 @@ pub struct ClientState {
     pub close_after_reply: bool,
     /// The last command wrote something (for `--sync always`).
     pub wrote: bool,
+    pub blocked: Option<Blocked>,
+    /// Lists this client's command gave elements to, while clients are
+    /// blocked: served once the command (or EXEC) is over.
+    pub ready: Vec<Vec<u8>>,
 }
 
 impl ClientState {
@@ -113,6 +135,8 @@ impl ClientState {
             patterns: HashSet::new(),
             close_after_reply: false,
             wrote: false,
+            blocked: None,
+            ready: Vec::new(),
         }
     }
 

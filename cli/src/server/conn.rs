@@ -142,11 +142,12 @@ impl Conn {
         }
     }
 
-    /// Runs every whole command in the input buffer.
+    /// Runs every whole command in the input buffer, stopping at one that
+    /// blocks: the rest waits until its worker resumes the client.
     pub fn run_commands(&mut self, srv: &Server) -> Result<(), Close> {
         let Conn { rbuf, rstart, rend, wbuf, state, wrote, .. } = self;
         let mut pos = *rstart;
-        while pos < *rend && !state.close_after_reply {
+        while pos < *rend && !state.close_after_reply && state.blocked.is_none() {
             if wbuf.len() > srv.settings.output_buffer_limit {
                 return Err(Close::Dropped(format!("output buffer over {} bytes (client-output-buffer-limit)", srv.settings.output_buffer_limit)));
             }

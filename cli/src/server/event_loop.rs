@@ -5,7 +5,13 @@
 //! then write the replies; under `--sync always` the replies of writes
 //! wait for the group commit (`group_commit`). Replies never leave before
 //! the writes they acknowledge are as durable as the sync policy promises.
+//!
+//! Clients blocked in BLPOP and friends are resumed here: when another
+//! thread served them (their reply is in the outbox, `blocking`), or when
+//! their deadline in this worker's timer heap passes (nil reply).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -17,6 +23,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use super::client::{ClientHandle, ClientState};
 use super::commands;
 use super::conn::{Close, Conn, Stream};
+use super::reply::Reply;
 use super::{Server, SyncPolicy};
 
 const WAKER: Token = Token(usize::MAX - 1);
@@ -78,7 +85,7 @@ pub fn start(srv: Arc<Server>, listeners: &[Listener], threads: usize) -> io::Re
             poll.registry().register(src, Token(LISTENER_BASE + j), Interest::READABLE)?;
             accepting.push(a);
         }
-        let mut w = Worker { id: i, srv: srv.clone(), poll, accepting, conns: Vec::new(), free: Vec::new(), handle: handles[i].clone(), held: Vec::new() };
+        let mut w = Worker { id: i, srv: srv.clone(), poll, accepting, conns: Vec::new(), free: Vec::new(), handle: handles[i].clone(), held: Vec::new(), timers: BinaryHeap::new() };
         joins.push(std::thread::Builder::new().name(format!("dbkv-worker-{i}")).spawn(move || w.run())?);
     }
     Ok(joins)
@@ -94,14 +101,25 @@ struct Worker {
     handle: Arc<WorkerHandle>,
     /// Connections whose output waits for a group commit.
     held: Vec<usize>,
+    /// Deadlines of blocked clients: (when, slot, ticket), soonest first.
+    /// Entries of clients answered earlier are skipped when they come up.
+    timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
 }
+
+/// The longest a poll sleeps (shutdown and group commits are noticed at
+/// least this often).
+const POLL_MAX: Duration = Duration::from_secs(1);
 
 impl Worker {
     fn run(&mut self) {
         let mut events = Events::with_capacity(1024);
         let mut touched: Vec<usize> = Vec::new();
         while !self.srv.shutting_down() {
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_secs(1))) {
+            let wait = match self.timers.peek() {
+                Some(Reverse((at, _, _))) => at.saturating_duration_since(Instant::now()).min(POLL_MAX),
+                None => POLL_MAX,
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(wait)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     tracing::error!("worker {}: poll failed: {e}", self.id);
                     break;
@@ -120,6 +138,7 @@ impl Worker {
                     }
                 }
             }
+            self.expire_timers(&mut touched);
             self.finish_pass(&touched);
         }
         self.shut_down();
@@ -133,8 +152,53 @@ impl Worker {
         let srv = self.srv.clone();
         let Some(c) = self.conn(slot) else { return };
         if let Err(why) = c.on_readable(&srv, drain) {
-            self.close(slot, why);
+            return self.close(slot, why);
         }
+        self.arm(slot);
+    }
+
+    /// Puts the deadline of a client that just blocked in the timer heap.
+    fn arm(&mut self, slot: usize) {
+        let Some(c) = self.conn(slot) else { return };
+        let Some(b) = c.state.blocked.as_mut().filter(|b| !b.armed) else { return };
+        b.armed = true;
+        if let Some(at) = b.deadline {
+            let ticket = b.ticket;
+            self.timers.push(Reverse((at, slot, ticket)));
+        }
+    }
+
+    /// Answers nil to blocked clients whose deadline passed, unless another
+    /// thread served them first (then their reply is on its way here).
+    fn expire_timers(&mut self, touched: &mut Vec<usize>) {
+        let now = Instant::now();
+        while let Some(&Reverse((at, slot, ticket))) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            let srv = self.srv.clone();
+            let Some(c) = self.conn(slot) else { continue };
+            if c.state.blocked.is_none_or(|b| b.ticket != ticket) || !srv.blocking.cancel(ticket) {
+                continue;
+            }
+            Reply { buf: &mut c.wbuf, resp3: c.state.resp3 }.null_array();
+            self.resume(slot, touched);
+        }
+    }
+
+    /// A blocked client got its answer: run the commands it sent after the
+    /// blocking one.
+    fn resume(&mut self, slot: usize, touched: &mut Vec<usize>) {
+        let srv = self.srv.clone();
+        let Some(c) = self.conn(slot) else { return };
+        c.state.blocked = None;
+        c.state.handle.info().blocked = false;
+        touched.push(slot);
+        if let Err(why) = c.run_commands(&srv) {
+            return self.close(slot, why);
+        }
+        self.arm(slot);
     }
 
     /// Under `--sync always`, holds the replies of the clients that wrote
@@ -197,6 +261,12 @@ impl Worker {
             }
             c.take_outbox();
             touched.push(slot);
+            if c.state.handle.unblocked.swap(false, Ordering::AcqRel) {
+                // The element was popped (a write) on another thread: under
+                // `--sync always` the reply waits for an fsync covering it.
+                c.wrote = true;
+                self.resume(slot, touched);
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 //! State that crosses connections (pub/sub, the client list, shutdown)
 //! lives in `Server`.
 
+pub mod blocking;
 pub mod client;
 pub mod commands;
 pub mod conn;
@@ -80,6 +81,8 @@ pub struct Server {
     pub engine: Engine,
     pub settings: Settings,
     pub pubsub: PubSub,
+    /// Clients blocked on lists (BLPOP and friends).
+    pub blocking: blocking::Blocking,
     pub clients: Clients,
     pub counters: Counters,
     /// Group commit for `--sync always` (see `group_commit`).
@@ -107,6 +110,7 @@ impl Server {
             engine,
             settings,
             pubsub: PubSub::default(),
+            blocking: blocking::Blocking::default(),
             clients: Clients::default(),
             counters: Counters::default(),
             gate: group_commit::Gate::default(),

@@ -116,17 +116,19 @@ fn client_unpause(ctx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) {
     ctx.out.ok();
 }
 
-/// dbkv has no blocking commands, so no client is ever blocked: 0.
+/// Answers a client blocked in BLPOP and friends as if it timed out, or
+/// with an UNBLOCKED error: 1, or 0 if that client is not blocked.
 fn client_unblock(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
-    if parse_int(argv[2]).is_none() {
-        return ctx.out.error(NOT_INTEGER);
-    }
-    match argv.get(3) {
+    let Some(id) = parse_int(argv[2]) else { return ctx.out.error(NOT_INTEGER) };
+    let error = match argv.get(3) {
         Some(r) if argv.len() > 4 || !(eq_ignore_case(r, "timeout") || eq_ignore_case(r, "error")) => {
-            ctx.out.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+            return ctx.out.error("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
         }
-        _ => ctx.out.int(0),
-    }
+        Some(r) => eq_ignore_case(r, "error"),
+        None => false,
+    };
+    let done = id > 0 && ctx.srv.blocking.unblock(ctx.srv, id as u64, error);
+    ctx.out.int(done as i64);
 }
 
 fn client_help(ctx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) {
@@ -200,6 +202,9 @@ pub fn client_line(h: &ClientHandle, now: Instant) -> String {
     }
     if info.in_multi {
         flags.push('x');
+    }
+    if info.blocked {
+        flags.push('b');
     }
     if flags.is_empty() {
         flags.push('N');

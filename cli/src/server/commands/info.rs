@@ -117,7 +117,7 @@ fn clients(o: &mut Lines, f: &Facts<'_>) {
     o.kv("connected_clients", f.srv.clients.count());
     o.kv("cluster_connections", 0);
     o.kv("maxclients", f.srv.settings.maxclients);
-    o.kv("blocked_clients", 0);
+    o.kv("blocked_clients", f.srv.blocking.count());
     o.kv("tracking_clients", 0);
     o.kv("clients_in_timeout_table", 0);
 }

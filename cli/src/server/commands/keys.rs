@@ -148,8 +148,10 @@ pub fn renamenx(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
 }
 
 /// RENAME (`nx` false: OK) and RENAMENX (1 moved / 0 not): value and TTL
-/// move in one transaction, logged as one record.
+/// move in one transaction, logged as one record. A list moved onto `dst`
+/// serves clients blocked on it.
 fn move_key(ctx: &mut Ctx<'_, '_>, src: &[u8], dst: &[u8], nx: bool) {
+    let mut filled = false;
     ctx.atomically(&[src, dst], |t, out| {
         if t.get(src)?.is_none() {
             out.error(NO_SUCH_KEY);
@@ -160,6 +162,7 @@ fn move_key(ctx: &mut Ctx<'_, '_>, src: &[u8], dst: &[u8], nx: bool) {
         if moved {
             copy_entry(t, src, dst)?;
             t.delete(src)?;
+            filled = matches!(t.list(dst), Ok(Some(_)));
         }
         if nx {
             out.int(moved as i64);
@@ -168,6 +171,9 @@ fn move_key(ctx: &mut Ctx<'_, '_>, src: &[u8], dst: &[u8], nx: bool) {
         }
         Ok(())
     });
+    if filled {
+        ctx.key_ready(dst);
+    }
 }
 
 /// COPY's `[DB n] [REPLACE]`: whether REPLACE was given. dbkv has only
@@ -201,11 +207,16 @@ pub fn copy(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     if src == dst {
         return ctx.out.error(SAME_OBJECT);
     }
+    let mut filled = false;
     ctx.atomically(&[src, dst], |t, out| {
         let copied = (replace || t.get(dst)?.is_none()) && copy_entry(t, src, dst)?;
+        filled = copied && matches!(t.list(dst), Ok(Some(_)));
         out.int(copied as i64);
         Ok(())
     });
+    if filled {
+        ctx.key_ready(dst);
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ mod connection;
 mod expire;
 mod info;
 mod keys;
+pub mod lists;
+pub mod lists_blocking;
 mod pubsub;
 mod scan;
 mod strings;
@@ -100,6 +102,16 @@ impl Ctx<'_, '_> {
         }
     }
 
+    /// Reports that this command gave the list at `key` elements: clients
+    /// blocked on it are served once the command (or its EXEC) is over.
+    /// Called after the write holds its shard lock, so reading the count
+    /// here cannot miss a client blocking meanwhile (`server::blocking`).
+    pub fn key_ready(&mut self, key: &[u8]) {
+        if self.srv.blocking.has_waiters() {
+            self.client.ready.push(key.to_vec());
+        }
+    }
+
     /// Writes the error of a failed direct engine call.
     pub fn engine_err(&mut self, e: &Error) {
         self.out.error(&engine_error(e));
@@ -180,6 +192,11 @@ pub fn execute(srv: &Server, state: &mut ClientState, argv: &[&[u8]], out: &mut 
     state.handle.info().last_cmd = std::borrow::Cow::Borrowed(spec.name);
     state.handle.touch();
     (spec.run)(&mut Ctx { srv, client: state, out: reply, txn: None }, argv);
+    if !state.ready.is_empty() {
+        // Every transaction of the command has committed: no shard lock
+        // is held, as `Blocking::serve` requires.
+        srv.blocking.serve(srv, &mut state.ready);
+    }
 }
 
 fn fail_in_multi(state: &mut ClientState) {
@@ -193,10 +210,14 @@ pub fn protocol_error(state: &ClientState, out: &mut Vec<u8>, msg: &str) {
     Reply { buf: out, resp3: state.resp3 }.error(&format!("ERR {msg}"));
 }
 
-/// Releases what a closing client held: watches and subscriptions.
+/// Releases what a closing client held: watches, subscriptions, and its
+/// place in the wait queues (a later push must not pop for it).
 pub fn release_client(srv: &Server, state: &mut ClientState) {
     txn::unwatch_all(srv, state);
     pubsub::unsubscribe_all(srv, state);
+    if let Some(b) = state.blocked.take() {
+        srv.blocking.cancel(b.ticket);
+    }
 }
 
 /// Parses an integer argument as Redis does (no sign but '-', no spaces,

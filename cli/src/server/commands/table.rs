@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::flag::*;
-use super::{admin, connection, expire, keys, pubsub, scan, strings, txn, Ctx};
+use super::{admin, connection, expire, keys, lists, lists_blocking, pubsub, scan, strings, txn, Ctx};
 
 pub type Handler = for<'a, 't> fn(&mut Ctx<'a, 't>, &[&[u8]]);
 
@@ -99,6 +99,26 @@ pub static COMMANDS: &[Spec] = &[
     cmd!("rename", 3, WRITE, (1, 2, 1), "generic", "Renames a key and overwrites the destination.", keys::rename),
     cmd!("renamenx", 3, WRITE | FAST, (1, 2, 1), "generic", "Renames a key only when the target key name doesn't exist.", keys::renamenx),
     cmd!("copy", -3, WRITE, (1, 2, 1), "generic", "Copies the value of a key to a new key.", keys::copy),
+    // lists
+    cmd!("blmove", 6, WRITE, (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Blocks until an element is available otherwise. Deletes the list if the last element was moved.", lists_blocking::blmove),
+    cmd!("blpop", -3, WRITE, (1, -2, 1), "list", "Removes and returns the first element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", lists_blocking::blpop),
+    cmd!("brpop", -3, WRITE, (1, -2, 1), "list", "Removes and returns the last element in a list. Blocks until an element is available otherwise. Deletes the list if the last element was popped.", lists_blocking::brpop),
+    cmd!("brpoplpush", 4, WRITE, (1, 2, 1), "list", "Pops an element from a list, pushes it to another list and returns it. Block until an element is available otherwise. Deletes the list if the last element was popped.", lists_blocking::brpoplpush),
+    cmd!("lindex", 3, READONLY, KEY1, "list", "Returns an element from a list by its index.", lists::lindex),
+    cmd!("llen", 2, READONLY | FAST, KEY1, "list", "Returns the length of a list.", lists::llen),
+    cmd!("lmove", 5, WRITE, (1, 2, 1), "list", "Returns an element after popping it from one list and pushing it to another. Deletes the list if the last element was moved.", lists::lmove),
+    cmd!("lpop", -2, WRITE | FAST, KEY1, "list", "Returns the first elements in a list after removing it. Deletes the list if the last element was popped.", lists::lpop),
+    cmd!("lpos", -3, READONLY, KEY1, "list", "Returns the index of matching elements in a list.", lists::lpos),
+    cmd!("lpush", -3, WRITE | FAST, KEY1, "list", "Prepends one or more elements to a list. Creates the key if it doesn't exist.", lists::lpush),
+    cmd!("lpushx", -3, WRITE | FAST, KEY1, "list", "Prepends one or more elements to a list only when the list exists.", lists::lpushx),
+    cmd!("lrange", 4, READONLY, KEY1, "list", "Returns a range of elements from a list.", lists::lrange),
+    cmd!("lrem", 4, WRITE, KEY1, "list", "Removes elements from a list. Deletes the list if the last element was removed.", lists::lrem),
+    cmd!("lset", 4, WRITE, KEY1, "list", "Sets the value of an element in a list by its index.", lists::lset),
+    cmd!("ltrim", 4, WRITE, KEY1, "list", "Removes elements from both ends a list. Deletes the list if all elements were trimmed.", lists::ltrim),
+    cmd!("rpop", -2, WRITE | FAST, KEY1, "list", "Returns and removes the last elements of a list. Deletes the list if the last element was popped.", lists::rpop),
+    cmd!("rpoplpush", 3, WRITE, (1, 2, 1), "list", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", lists::rpoplpush),
+    cmd!("rpush", -3, WRITE | FAST, KEY1, "list", "Appends one or more elements to a list. Creates the key if it doesn't exist.", lists::rpush),
+    cmd!("rpushx", -3, WRITE | FAST, KEY1, "list", "Appends an element to a list only when the list exists.", lists::rpushx),
     // connection
     cmd!("ping", -1, FAST | PUBSUB_OK | CONNECTION, NOKEYS, "connection", "Returns the server's liveliness response.", connection::ping),
     cmd!("echo", 2, FAST | CONNECTION, NOKEYS, "connection", "Returns the given string.", connection::echo),
@@ -181,6 +201,10 @@ mod tests {
         assert_eq!(mset.keys(&[b"mset", b"a", b"1", b"b", b"2"]), vec![&b"a"[..], b"b"]);
         let rename = lookup(b"rename").unwrap();
         assert_eq!(rename.keys(&[b"rename", b"a", b"b"]), vec![&b"a"[..], b"b"]);
+        let blpop = lookup(b"blpop").unwrap();
+        assert_eq!(blpop.keys(&[b"blpop", b"a", b"b", b"0"]), vec![&b"a"[..], b"b"]);
+        let blmove = lookup(b"blmove").unwrap();
+        assert_eq!(blmove.keys(&[b"blmove", b"a", b"b", b"left", b"right", b"0"]), vec![&b"a"[..], b"b"]);
         let copy = lookup(b"copy").unwrap();
         assert_eq!(copy.keys(&[b"copy", b"a", b"b", b"REPLACE"]), vec![&b"a"[..], b"b"]);
         let names: std::collections::HashSet<_> = COMMANDS.iter().map(|s| s.name).collect();
