@@ -251,6 +251,8 @@ fn wrongtype_both_ways() {
         err_eq(&c.cmd(&args), WRONGTYPE);
     }
     assert_eq!(c.cmd(&["LRANGE", "l", "0", "-1"]), bulks(&["a"]));
+    assert_eq!(c.cmd(&["TYPE", "l"]), Value::Simple("list".into()));
+    assert_eq!(c.cmd(&["TYPE", "s"]), Value::Simple("string".into()));
     // SET replaces a value of any type.
     ok(&c.cmd(&["SET", "l", "now-a-string"]));
     assert_eq!(c.cmd(&["GET", "l"]), b("now-a-string"));

@@ -1,7 +1,8 @@
 //! Key commands: DEL, EXISTS, TYPE, FLUSHALL, RENAME, COPY (TTLs are in
 //! `expire`, iteration in `scan`).
 //!
-//! Every key is a string today, so TYPE answers `string` or `none`.
+//! TYPE names what the key holds: `string` (counters included), `list`,
+//! `zset`, or `none`.
 
 use std::sync::atomic::Ordering;
 
@@ -70,9 +71,18 @@ pub fn exists(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
 }
 
 pub fn type_(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
-    if let Some(found) = probe(ctx, argv[1]) {
-        ctx.out.simple(if found { "string" } else { "none" });
-    }
+    let (key, srv) = (argv[1], ctx.srv);
+    ctx.atomically(&[key], |t, out| {
+        let found = t.get(key)?;
+        hit(srv, found.is_some());
+        out.simple(match found.map(|f| f.value) {
+            None => "none",
+            Some(Value::List(_)) => "list",
+            Some(Value::ZSet(_)) => "zset",
+            Some(Value::Bytes(_) | Value::Int(_)) => "string",
+        });
+        Ok(())
+    });
 }
 
 /// Whether `key` is live (through the EXEC transaction if inside one);
