@@ -39,6 +39,8 @@ fn blpop_wakes_on_push_from_another_client() {
     let mut c = s.client();
     w.send(&["BLPOP", "k1", "k2", "0"]);
     wait_blocked(&mut c, 1);
+    let list = c.cmd(&["CLIENT", "LIST"]).as_text().unwrap();
+    assert!(list.lines().any(|l| l.contains(" flags=b ")), "{list}");
     // The pusher sees the length its push made, as in Redis.
     assert_eq!(c.cmd(&["RPUSH", "k2", "v"]), Value::Int(1));
     assert_eq!(w.read_value(), bulks(&["k2", "v"]));
