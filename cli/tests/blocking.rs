@@ -420,3 +420,29 @@ fn transactions_reading_the_registry_while_clients_are_served() {
     let popped: i64 = eaters.into_iter().map(|e| e.join().unwrap()).sum();
     assert_eq!(popped, 2 * 2 * rounds);
 }
+
+#[test]
+fn many_waits_served_before_their_timeout() {
+    // Each wait is answered by a push long before its deadline; the
+    // deadlines left behind must not disturb later timeouts (dbkv prunes
+    // them from its timer heap past 1,024).
+    let s = Server::start(&[]);
+    let mut c = s.client();
+    let mut w = s.client();
+    let n = 1500;
+    let mut wire = Vec::new();
+    for _ in 0..n {
+        wire.extend(Client::encode(&["BRPOP", "q", "100"]));
+    }
+    w.send_raw(&wire);
+    for i in 0..n {
+        let deadline = Instant::now() + TIMEOUT;
+        while blocked_clients(&mut c) != 1 {
+            assert!(Instant::now() < deadline, "round {i}: the client never blocked");
+        }
+        c.cmd(&["RPUSH", "q", &i.to_string()]);
+        assert_eq!(w.read_value(), bulks(&["q", &i.to_string()]));
+    }
+    assert_eq!(w.cmd(&["BLPOP", "none", "0.05"]), Value::NilArray);
+    assert_eq!(blocked_clients(&mut c), 0);
+}

@@ -85,7 +85,7 @@ pub fn start(srv: Arc<Server>, listeners: &[Listener], threads: usize) -> io::Re
             poll.registry().register(src, Token(LISTENER_BASE + j), Interest::READABLE)?;
             accepting.push(a);
         }
-        let mut w = Worker { id: i, srv: srv.clone(), poll, accepting, conns: Vec::new(), free: Vec::new(), handle: handles[i].clone(), held: Vec::new(), timers: BinaryHeap::new() };
+        let mut w = Worker { id: i, srv: srv.clone(), poll, accepting, conns: Vec::new(), free: Vec::new(), handle: handles[i].clone(), held: Vec::new(), timers: BinaryHeap::new(), prune_at: PRUNE_MIN };
         joins.push(std::thread::Builder::new().name(format!("dbkv-worker-{i}")).spawn(move || w.run())?);
     }
     Ok(joins)
@@ -104,7 +104,12 @@ struct Worker {
     /// Deadlines of blocked clients: (when, slot, ticket), soonest first.
     /// Entries of clients answered earlier are skipped when they come up.
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
+    /// Heap size at which stale entries are dropped (a consumer looping on
+    /// `BRPOP q 30` leaves one per call until its deadline would pass).
+    prune_at: usize,
 }
+
+const PRUNE_MIN: usize = 1024;
 
 /// The longest a poll sleeps (shutdown and group commits are noticed at
 /// least this often).
@@ -165,6 +170,14 @@ impl Worker {
         if let Some(at) = b.deadline {
             let ticket = b.ticket;
             self.timers.push(Reverse((at, slot, ticket)));
+        }
+        if self.timers.len() >= self.prune_at {
+            let conns = &self.conns;
+            self.timers.retain(|Reverse((_, slot, ticket))| {
+                conns.get(*slot).and_then(Option::as_ref).and_then(|c| c.state.blocked).is_some_and(|b| b.ticket == *ticket)
+            });
+            // Amortized: the next pass waits until the live ones doubled.
+            self.prune_at = (2 * self.timers.len()).max(PRUNE_MIN);
         }
     }
 
