@@ -16,9 +16,12 @@ mod info;
 mod keys;
 mod pubsub;
 mod scan;
+mod score;
 mod strings;
 mod table;
 mod txn;
+mod zrange;
+mod zsets;
 
 use std::sync::atomic::Ordering;
 
