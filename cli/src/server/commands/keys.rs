@@ -1,7 +1,6 @@
 //! Key commands: DEL, EXISTS, TYPE, FLUSHALL, RENAME, COPY (TTLs are in
-//! `expire`, iteration in `scan`).
-//!
-//! Every key is a string today, so TYPE answers `string` or `none`.
+//! `expire`, iteration in `scan`). Each works on every type: strings,
+//! lists and sorted sets.
 
 use std::sync::atomic::Ordering;
 
@@ -70,9 +69,13 @@ pub fn exists(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
 }
 
 pub fn type_(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
-    if let Some(found) = probe(ctx, argv[1]) {
-        ctx.out.simple(if found { "string" } else { "none" });
-    }
+    let (key, srv) = (argv[1], ctx.srv);
+    ctx.atomically(&[key], |t, out| {
+        let found = t.get(key)?;
+        hit(srv, found.is_some());
+        out.simple(found.map_or("none", |f| f.value.type_name()));
+        Ok(())
+    });
 }
 
 /// Whether `key` is live (through the EXEC transaction if inside one);
