@@ -12,6 +12,7 @@ mod admin;
 mod client_cmd;
 mod connection;
 mod expire;
+mod fenced;
 mod info;
 mod keys;
 mod pubsub;

@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::flag::*;
-use super::{admin, connection, expire, keys, pubsub, scan, strings, txn, zrange, zsets, Ctx};
+use super::{admin, connection, expire, fenced, keys, pubsub, scan, strings, txn, zrange, zsets, Ctx};
 
 pub type Handler = for<'a, 't> fn(&mut Ctx<'a, 't>, &[&[u8]]);
 
@@ -26,6 +26,10 @@ pub struct Spec {
 impl Spec {
     /// The key arguments of a call of this command.
     pub fn keys<'k>(&self, argv: &[&'k [u8]]) -> Vec<&'k [u8]> {
+        // DBKV.FENCED's keys are the lock key and its inner command's.
+        if self.name == "dbkv.fenced" {
+            return fenced::keys(argv);
+        }
         if self.first <= 0 || self.step <= 0 {
             return Vec::new();
         }
@@ -142,6 +146,7 @@ pub static COMMANDS: &[Spec] = &[
     cmd!("dbkv.lock", 4, WRITE | NO_MULTI, KEY1, "dbkv", "Takes or refreshes a lock; returns its fencing token, or nil when another owner holds it.", admin::lock),
     cmd!("dbkv.unlock", 3, WRITE | NO_MULTI, KEY1, "dbkv", "Releases a lock: 1 released, 0 no such lock, -1 held by another owner.", admin::unlock),
     cmd!("dbkv.extendlock", 4, WRITE | NO_MULTI, KEY1, "dbkv", "Extends a held lock: 1 extended, 0 no such lock, -1 held by another owner.", admin::extendlock),
+    cmd!("dbkv.fenced", -4, WRITE, KEY1, "dbkv", "Runs a write command only while a lock is held with the given fencing token; -FENCED otherwise.", fenced::fenced),
     cmd!("dbkv.sync", 1, NO_MULTI, NOKEYS, "dbkv", "Returns once every write made before it is durable.", admin::sync),
     // transactions
     cmd!("multi", 1, FAST | NO_QUEUE, NOKEYS, "transactions", "Starts a transaction.", txn::multi),
