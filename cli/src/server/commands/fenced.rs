@@ -36,10 +36,6 @@ pub fn keys<'k>(argv: &[&'k [u8]]) -> Vec<&'k [u8]> {
 
 /// Why `inner` cannot run fenced, if it cannot.
 fn refusal(spec: &Spec, inner: &[&[u8]], in_exec: bool) -> Option<String> {
-    let n = inner.len() as i32;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        return Some(arity_error(spec.name));
-    }
     let upper = spec.name.to_ascii_uppercase();
     if spec.name == "dbkv.fenced" {
         return Some("ERR DBKV.FENCED cannot be nested".into());
@@ -52,6 +48,10 @@ fn refusal(spec: &Spec, inner: &[&[u8]], in_exec: bool) -> Option<String> {
     }
     if in_exec && spec.flags & flag::ALL_KEYS != 0 {
         return Some(format!("ERR DBKV.FENCED cannot run '{upper}' inside MULTI: it needs every shard, which EXEC does not hold for it"));
+    }
+    let n = inner.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        return Some(arity_error(spec.name));
     }
     None
 }
