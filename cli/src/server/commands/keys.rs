@@ -1,8 +1,6 @@
 //! Key commands: DEL, EXISTS, TYPE, FLUSHALL, RENAME, COPY (TTLs are in
-//! `expire`, iteration in `scan`).
-//!
-//! TYPE names what the key holds: `string` (counters included), `list`,
-//! `zset`, or `none`.
+//! `expire`, iteration in `scan`). Each works on every type: strings,
+//! lists and sorted sets.
 
 use std::sync::atomic::Ordering;
 
@@ -75,12 +73,7 @@ pub fn type_(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     ctx.atomically(&[key], |t, out| {
         let found = t.get(key)?;
         hit(srv, found.is_some());
-        out.simple(match found.map(|f| f.value) {
-            None => "none",
-            Some(Value::List(_)) => "list",
-            Some(Value::ZSet(_)) => "zset",
-            Some(Value::Bytes(_) | Value::Int(_)) => "string",
-        });
+        out.simple(found.map_or("none", |f| f.value.type_name()));
         Ok(())
     });
 }

@@ -12,15 +12,19 @@ mod admin;
 mod client_cmd;
 mod connection;
 mod expire;
+mod fenced;
 mod info;
 mod keys;
 pub mod lists;
 pub mod lists_blocking;
 mod pubsub;
 mod scan;
+mod score;
 mod strings;
 mod table;
 mod txn;
+mod zrange;
+mod zsets;
 
 use std::sync::atomic::Ordering;
 

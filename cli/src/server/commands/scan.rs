@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 
+use dbkv::engine::Found;
 use dbkv::Error;
 
 use super::{eq_ignore_case, parse_int, Ctx, NOT_INTEGER, SYNTAX};
@@ -56,15 +57,17 @@ struct KeyList {
     n: usize,
     buf: Vec<u8>,
     resp3: bool,
+    /// SCAN TYPE: the only type listed (TYPE's name for it).
+    kind: Option<&'static str>,
 }
 
 impl KeyList {
-    fn new(resp3: bool) -> KeyList {
-        KeyList { n: 0, buf: Vec::new(), resp3 }
+    fn new(resp3: bool, kind: Option<&'static str>) -> KeyList {
+        KeyList { n: 0, buf: Vec::new(), resp3, kind }
     }
 
-    fn offer(&mut self, filter: &Filter<'_>, key: &[u8]) {
-        if filter.accepts(key) {
+    fn offer(&mut self, filter: &Filter<'_>, key: &[u8], entry: Found<'_>) {
+        if filter.accepts(key) && self.kind.is_none_or(|k| k == entry.value.type_name()) {
             self.n += 1;
             Reply { buf: &mut self.buf, resp3: self.resp3 }.bulk(key);
         }
@@ -83,9 +86,14 @@ struct ScanArgs<'a> {
     cursor: u64,
     pattern: Option<&'a [u8]>,
     count: usize,
-    /// TYPE was absent or `string` (the only type dbkv has).
+    /// TYPE names a type dbkv has (or was absent): see `kind`.
     type_matches: bool,
+    /// TYPE's type, as TYPE names it.
+    kind: Option<&'static str>,
 }
+
+/// The types dbkv stores, as TYPE names them.
+const TYPES: [&str; 3] = ["string", "list", "zset"];
 
 /// A cursor as Redis's `strtoul` reads it: an optional sign (a negative
 /// number wraps around), decimal digits and nothing else; "" reads as 0.
@@ -112,7 +120,7 @@ fn parse_cursor(b: &[u8]) -> Option<u64> {
 /// texts and precedence (cursor first, then options left to right).
 fn parse_scan<'a>(argv: &[&'a [u8]]) -> Result<ScanArgs<'a>, &'static str> {
     let cursor = parse_cursor(argv[1]).ok_or(INVALID_CURSOR)?;
-    let mut a = ScanArgs { cursor, pattern: None, count: SCAN_DEFAULT_COUNT, type_matches: true };
+    let mut a = ScanArgs { cursor, pattern: None, count: SCAN_DEFAULT_COUNT, type_matches: true, kind: None };
     for pair in argv[2..].chunks(2) {
         let [opt, val] = pair else { return Err(SYNTAX) };
         if eq_ignore_case(opt, "count") {
@@ -121,7 +129,10 @@ fn parse_scan<'a>(argv: &[&'a [u8]]) -> Result<ScanArgs<'a>, &'static str> {
         } else if eq_ignore_case(opt, "match") {
             a.pattern = Some(val);
         } else if eq_ignore_case(opt, "type") {
-            a.type_matches = eq_ignore_case(val, "string");
+            // Redis 7.0 matches the name case-insensitively and lists
+            // nothing for a name it does not know.
+            a.kind = TYPES.iter().find(|t| eq_ignore_case(val, t)).copied();
+            a.type_matches = a.kind.is_some();
         } else {
             return Err(SYNTAX);
         }
@@ -135,11 +146,11 @@ pub fn scan(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
         Err(m) => return ctx.out.error(m),
     };
     let filter = Filter::new(a.pattern, a.type_matches);
-    let mut list = KeyList::new(ctx.out.resp3);
+    let mut list = KeyList::new(ctx.out.resp3, a.kind);
     let next = match (ctx.txn.as_deref(), &filter) {
         // Inside EXEC every shard is already ours: return them all at once.
         (Some(t), _) => {
-            t.for_each_live(|k, _| list.offer(&filter, k));
+            t.for_each_live(|k, e| list.offer(&filter, k, e));
             0
         }
         (None, Filter::Nothing) => 0,
@@ -160,9 +171,9 @@ fn scan_shards(engine: &dbkv::Engine, cursor: u64, count: usize, filter: &Filter
     let shards = engine.shard_count() as u64;
     let (mut shard, mut seen) = (cursor, 0usize);
     while shard < shards && seen < count {
-        engine.visit_shard(shard as usize, |k, _| {
+        engine.visit_shard(shard as usize, |k, e| {
             seen += 1;
-            list.offer(filter, k);
+            list.offer(filter, k, e);
         })?;
         shard += 1;
     }
@@ -171,13 +182,13 @@ fn scan_shards(engine: &dbkv::Engine, cursor: u64, count: usize, filter: &Filter
 
 pub fn keys(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     let filter = Filter::new(Some(argv[1]), true);
-    let mut list = KeyList::new(ctx.out.resp3);
+    let mut list = KeyList::new(ctx.out.resp3, None);
     if let Some(t) = ctx.txn.as_deref() {
-        t.for_each_live(|k, _| list.offer(&filter, k));
+        t.for_each_live(|k, e| list.offer(&filter, k, e));
     } else {
         let engine = &ctx.srv.engine;
         for shard in 0..engine.shard_count() {
-            if let Err(e) = engine.visit_shard(shard, |k, _| list.offer(&filter, k)) {
+            if let Err(e) = engine.visit_shard(shard, |k, e| list.offer(&filter, k, e)) {
                 return ctx.engine_err(&e);
             }
         }
@@ -281,8 +292,9 @@ mod tests {
     #[test]
     fn scan_options() {
         let a = parse_scan(&[b"scan", b"3", b"MATCH", b"u:*", b"count", b"100", b"TYPE", b"String"]).unwrap();
-        assert_eq!(a, ScanArgs { cursor: 3, pattern: Some(b"u:*"), count: 100, type_matches: true });
-        assert!(!parse_scan(&[b"scan", b"0", b"type", b"list"]).unwrap().type_matches);
+        assert_eq!(a, ScanArgs { cursor: 3, pattern: Some(b"u:*"), count: 100, type_matches: true, kind: Some("string") });
+        assert_eq!(parse_scan(&[b"scan", b"0", b"type", b"ZSet"]).unwrap().kind, Some("zset"));
+        assert!(!parse_scan(&[b"scan", b"0", b"type", b"hash"]).unwrap().type_matches);
         assert_eq!(parse_scan(&[b"scan", b"0"]).unwrap().count, SCAN_DEFAULT_COUNT);
         assert_eq!(parse_scan(&[b"scan", b"x"]), Err(INVALID_CURSOR));
         assert_eq!(parse_scan(&[b"scan", b"x", b"bogus"]), Err(INVALID_CURSOR));

@@ -7,7 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::OnceLock;
 
 use super::flag::*;
-use super::{admin, connection, expire, keys, lists, lists_blocking, pubsub, scan, strings, txn, Ctx};
+use super::{admin, connection, expire, fenced, keys, lists, lists_blocking, pubsub, scan, strings, txn, zrange, zsets, Ctx};
 
 pub type Handler = for<'a, 't> fn(&mut Ctx<'a, 't>, &[&[u8]]);
 
@@ -26,6 +26,10 @@ pub struct Spec {
 impl Spec {
     /// The key arguments of a call of this command.
     pub fn keys<'k>(&self, argv: &[&'k [u8]]) -> Vec<&'k [u8]> {
+        // DBKV.FENCED's keys are the lock key and its inner command's.
+        if self.name == "dbkv.fenced" {
+            return fenced::keys(argv);
+        }
         if self.first <= 0 || self.step <= 0 {
             return Vec::new();
         }
@@ -119,6 +123,28 @@ pub static COMMANDS: &[Spec] = &[
     cmd!("rpoplpush", 3, WRITE, (1, 2, 1), "list", "Returns the last element of a list after removing and pushing it to another list. Deletes the list if the last element was popped.", lists::rpoplpush),
     cmd!("rpush", -3, WRITE | FAST, KEY1, "list", "Appends one or more elements to a list. Creates the key if it doesn't exist.", lists::rpush),
     cmd!("rpushx", -3, WRITE | FAST, KEY1, "list", "Appends an element to a list only when the list exists.", lists::rpushx),
+    // sorted sets
+    cmd!("zadd", -4, WRITE | FAST, KEY1, "sorted-set", "Adds one or more members to a sorted set, or updates their scores. Creates the key if it doesn't exist.", zsets::zadd),
+    cmd!("zincrby", 4, WRITE | FAST, KEY1, "sorted-set", "Increments the score of a member in a sorted set.", zsets::zincrby),
+    cmd!("zrem", -3, WRITE | FAST, KEY1, "sorted-set", "Removes one or more members from a sorted set. Deletes the sorted set if all members were removed.", zsets::zrem),
+    cmd!("zcard", 2, READONLY | FAST, KEY1, "sorted-set", "Returns the number of members in a sorted set.", zsets::zcard),
+    cmd!("zscore", 3, READONLY | FAST, KEY1, "sorted-set", "Returns the score of a member in a sorted set.", zsets::zscore),
+    cmd!("zmscore", -3, READONLY | FAST, KEY1, "sorted-set", "Returns the score of one or more members in a sorted set.", zsets::zmscore),
+    cmd!("zrank", -3, READONLY | FAST, KEY1, "sorted-set", "Returns the index of a member in a sorted set ordered by ascending scores.", zsets::zrank),
+    cmd!("zrevrank", -3, READONLY | FAST, KEY1, "sorted-set", "Returns the index of a member in a sorted set ordered by descending scores.", zsets::zrevrank),
+    cmd!("zpopmin", -2, WRITE | FAST, KEY1, "sorted-set", "Returns the lowest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zsets::zpopmin),
+    cmd!("zpopmax", -2, WRITE | FAST, KEY1, "sorted-set", "Returns the highest-scoring members from a sorted set after removing them. Deletes the sorted set if the last member was popped.", zsets::zpopmax),
+    cmd!("zcount", 4, READONLY | FAST, KEY1, "sorted-set", "Returns the count of members in a sorted set that have scores within a range.", zrange::zcount),
+    cmd!("zlexcount", 4, READONLY | FAST, KEY1, "sorted-set", "Returns the number of members in a sorted set within a lexicographical range.", zrange::zlexcount),
+    cmd!("zrange", -4, READONLY, KEY1, "sorted-set", "Returns members in a sorted set within a range of indexes.", zrange::zrange),
+    cmd!("zrevrange", -4, READONLY, KEY1, "sorted-set", "Returns members in a sorted set within a range of indexes in reverse order.", zrange::zrevrange),
+    cmd!("zrangebyscore", -4, READONLY, KEY1, "sorted-set", "Returns members in a sorted set within a range of scores.", zrange::zrangebyscore),
+    cmd!("zrevrangebyscore", -4, READONLY, KEY1, "sorted-set", "Returns members in a sorted set within a range of scores in reverse order.", zrange::zrevrangebyscore),
+    cmd!("zrangebylex", -4, READONLY, KEY1, "sorted-set", "Returns members in a sorted set within a lexicographical range.", zrange::zrangebylex),
+    cmd!("zrevrangebylex", -4, READONLY, KEY1, "sorted-set", "Returns members in a sorted set within a lexicographical range in reverse order.", zrange::zrevrangebylex),
+    cmd!("zremrangebyscore", 4, WRITE, KEY1, "sorted-set", "Removes members in a sorted set within a range of scores. Deletes the sorted set if all members were removed.", zrange::zremrangebyscore),
+    cmd!("zremrangebyrank", 4, WRITE, KEY1, "sorted-set", "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.", zrange::zremrangebyrank),
+    cmd!("zremrangebylex", 4, WRITE, KEY1, "sorted-set", "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.", zrange::zremrangebylex),
     // connection
     cmd!("ping", -1, FAST | PUBSUB_OK | CONNECTION, NOKEYS, "connection", "Returns the server's liveliness response.", connection::ping),
     cmd!("echo", 2, FAST | CONNECTION, NOKEYS, "connection", "Returns the given string.", connection::echo),
@@ -140,6 +166,7 @@ pub static COMMANDS: &[Spec] = &[
     cmd!("dbkv.lock", 4, WRITE | NO_MULTI, KEY1, "dbkv", "Takes or refreshes a lock; returns its fencing token, or nil when another owner holds it.", admin::lock),
     cmd!("dbkv.unlock", 3, WRITE | NO_MULTI, KEY1, "dbkv", "Releases a lock: 1 released, 0 no such lock, -1 held by another owner.", admin::unlock),
     cmd!("dbkv.extendlock", 4, WRITE | NO_MULTI, KEY1, "dbkv", "Extends a held lock: 1 extended, 0 no such lock, -1 held by another owner.", admin::extendlock),
+    cmd!("dbkv.fenced", -4, WRITE, KEY1, "dbkv", "Runs a write command only while a lock is held with the given fencing token; -FENCED otherwise.", fenced::fenced),
     cmd!("dbkv.sync", 1, NO_MULTI, NOKEYS, "dbkv", "Returns once every write made before it is durable.", admin::sync),
     // transactions
     cmd!("multi", 1, FAST | NO_QUEUE, NOKEYS, "transactions", "Starts a transaction.", txn::multi),
