@@ -34,27 +34,27 @@ fn last_lsn(c: &mut Client) -> u64 {
 fn paused_holder_is_refused_after_a_new_grant() {
     dbkv_only!("DBKV.LOCK and DBKV.FENCED");
     let s = Server::start(&[]);
-    let (mut a, mut b) = (s.client(), s.client());
+    let (mut a, mut bc) = (s.client(), s.client());
     let t1 = lock(&mut a, "lk", "client-a", 200);
     sleep(Duration::from_millis(400)); // A's pause, past its lease
-    let t2 = lock(&mut b, "lk", "client-b", 30_000);
+    let t2 = lock(&mut bc, "lk", "client-b", 30_000);
     assert_ne!(t1, t2);
-    ok(&fenced(&mut b, "lk", &t2, &["SET", "res", "b"]));
+    ok(&fenced(&mut bc, "lk", &t2, &["SET", "res", "b"]));
     err_eq(&fenced(&mut a, "lk", &t1, &["SET", "res", "a"]), STALE);
     assert_eq!(a.cmd(&["GET", "res"]), b("b"));
     // The holder's own token keeps working; a refresh grants a new one
     // and retires the old.
-    ok(&fenced(&mut b, "lk", &t2, &["SET", "res", "b2"]));
-    let t3 = lock(&mut b, "lk", "client-b", 30_000);
-    err_eq(&fenced(&mut b, "lk", &t2, &["SET", "res", "old"]), STALE);
-    ok(&fenced(&mut b, "lk", &t3, &["SET", "res", "b3"]));
+    ok(&fenced(&mut bc, "lk", &t2, &["SET", "res", "b2"]));
+    let t3 = lock(&mut bc, "lk", "client-b", 30_000);
+    err_eq(&fenced(&mut bc, "lk", &t2, &["SET", "res", "old"]), STALE);
+    ok(&fenced(&mut bc, "lk", &t3, &["SET", "res", "b3"]));
     // Released, expired, or not a lock at all: stale.
-    assert_eq!(b.cmd(&["DBKV.UNLOCK", "lk", "client-b"]), Value::Int(1));
-    err_eq(&fenced(&mut b, "lk", &t3, &["SET", "res", "x"]), STALE);
-    ok(&b.cmd(&["SET", "plain", "v"]));
-    err_eq(&fenced(&mut b, "plain", "1", &["SET", "res", "x"]), STALE);
-    err_eq(&fenced(&mut b, "nolock", "1", &["SET", "res", "x"]), STALE);
-    assert_eq!(b.cmd(&["GET", "res"]), b("b3"));
+    assert_eq!(bc.cmd(&["DBKV.UNLOCK", "lk", "client-b"]), Value::Int(1));
+    err_eq(&fenced(&mut bc, "lk", &t3, &["SET", "res", "x"]), STALE);
+    ok(&bc.cmd(&["SET", "plain", "v"]));
+    err_eq(&fenced(&mut bc, "plain", "1", &["SET", "res", "x"]), STALE);
+    err_eq(&fenced(&mut bc, "nolock", "1", &["SET", "res", "x"]), STALE);
+    assert_eq!(bc.cmd(&["GET", "res"]), b("b3"));
 }
 
 #[test]
