@@ -47,9 +47,12 @@ fn sync_always_keeps_every_acknowledged_write_across_kill9() {
             })
         })
         .collect();
-    // Let them write a while, then pull the plug mid-stream.
+    // Let them write a while, then pull the plug mid-stream. A writer sends
+    // SET w:301 only after SET w:300 was acknowledged, so seeing w:301 means
+    // at least 301 acknowledged SETs (w:300 itself may be applied and not yet
+    // acknowledged when the plug is pulled).
     let mut probe = s.client();
-    common::eventually("writers made progress", || (0..4).all(|t| probe.cmd(&["GET", &format!("w{t}:300")]) != Value::NilBulk));
+    common::eventually("writers made progress", || (0..4).all(|t| probe.cmd(&["GET", &format!("w{t}:301")]) != Value::NilBulk));
     s.kill9();
     let acked: Vec<Acked> = writers.into_iter().map(|w| w.join().unwrap()).collect();
     s.restart();
