@@ -456,3 +456,27 @@ fn large_set_ranges() {
     assert_eq!(c.cmd(&["ZREMRANGEBYSCORE", "big", "0", "(5000"]), Value::Int(10000));
     assert_eq!(c.cmd(&["ZRANK", "big", "m12345"]), Value::Int(2345));
 }
+
+#[test]
+fn rename_copy_expire_and_keyspace_cover_sorted_sets() {
+    let s = Server::start(&[]);
+    let mut c = s.client();
+    c.cmd(&["FLUSHALL"]);
+    zadd(&mut c, "a", &[("1", "x"), ("2", "y")]);
+    assert_eq!(c.cmd(&["EXPIRE", "a", "100"]), Value::Int(1));
+    ok(&c.cmd(&["RENAME", "a", "b"]));
+    assert_eq!(all(&mut c, "b"), pairs(&[("x", "1"), ("y", "2")]));
+    assert!(int(&c.cmd(&["TTL", "b"])) > 0);
+    assert_eq!(c.cmd(&["COPY", "b", "c"]), Value::Int(1));
+    zadd(&mut c, "c", &[("3", "z")]);
+    // The copy is independent of the original.
+    assert_eq!(c.cmd(&["ZCARD", "b"]), Value::Int(2));
+    assert_eq!(c.cmd(&["ZCARD", "c"]), Value::Int(3));
+    c.cmd(&["RPUSH", "l", "1"]);
+    ok(&c.cmd(&["SET", "s", "v"]));
+    // INFO keyspace counts every kind, and the expiring ones.
+    let info = text(&c.cmd(&["INFO", "keyspace"]));
+    assert!(info.contains("db0:keys=4,expires=2,"), "{info}");
+    assert_eq!(c.cmd(&["DEL", "b", "c", "l", "s"]), Value::Int(4));
+    assert_eq!(c.cmd(&["DBSIZE"]), Value::Int(0));
+}
