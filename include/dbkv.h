@@ -6,12 +6,12 @@
  *
  * Status.  Every fallible function returns an int status: DBKV_OK (0);
  *   positive outcomes that are not errors (DBKV_NOT_FOUND, DBKV_EXISTS,
- *   DBKV_LOCKED, DBKV_NOT_OWNER, DBKV_MISMATCH); negative errors
- *   (DBKV_ERR_*). Any function may also return DBKV_ERR_INTERNAL, which
- *   means a bug inside dbkv was caught at the boundary; no panic or
- *   exception ever crosses it. dbkv_strerror() gives a static description;
- *   dbkv_last_error() a detailed message for the last failing call on the
- *   calling thread.
+ *   DBKV_LOCKED, DBKV_NOT_OWNER, DBKV_MISMATCH, DBKV_STALE_TOKEN);
+ *   negative errors (DBKV_ERR_*). Any function may also return
+ *   DBKV_ERR_INTERNAL, which means a bug inside dbkv was caught at the
+ *   boundary; no panic or exception ever crosses it. dbkv_strerror()
+ *   gives a static description; dbkv_last_error() a detailed message for
+ *   the last failing call on the calling thread.
  *
  * Arguments.  Keys are (const uint8_t *, size_t) of 1 to 65,535 bytes;
  *   values are 0 to max_value_bytes bytes and may be NULL when their length
@@ -145,7 +145,7 @@
 #define DBKV_ERR_INTERNAL -10
 
 /**
- * The key holds a list or sorted set (written through `dbkv serve`), which this function does not read or modify (`dbkv_set`, `dbkv_mset` and `dbkv_delete` replace or remove a key of any type, as Redis's SET and DEL do); nothing changed.
+ * The key holds a list or sorted set (written through `dbkv serve`), which this function does not read or modify (`dbkv_set`, `dbkv_mset`, `dbkv_delete`, `dbkv_set_fenced` and `dbkv_delete_fenced` replace or remove a key of any type, as Redis's SET and DEL do); nothing changed.
  */
 #define DBKV_ERR_WRONG_TYPE -11
 
@@ -529,6 +529,50 @@ int dbkv_snapshot(const struct dbkv *db);
  *   smaller than 16, i.e. not even `size` and `keys`), `DBKV_ERR_INTERNAL`. Thread-safe.
  */
 int dbkv_stats(const struct dbkv *db, struct dbkv_statistics *out_stats);
+
+/**
+ * Stores `val` under `key`, replacing any previous value, TTL and type (as
+ * `dbkv_set`), only if the lock `lock_key` is held, now, with the fencing
+ * token `token` that `dbkv_lock` returned. A holder that paused past its
+ * lease while another owner took the lock holds an older token, and is
+ * refused here instead of overwriting the newer holder's work. The check
+ * and the write are one atomic step, logged as one WAL record. The lock
+ * itself (owner, TTL, token) is left as it is, unless `key` is `lock_key`:
+ * the lock entry is then overwritten by a plain value without a token, so
+ * every later fenced write against it is refused.
+ * Durable as `dbkv_set` is (before return under `DBKV_SYNC_ALWAYS`);
+ * unlike a lock grant it is not forced to disk in every mode.
+ *
+ * @param lock_key, lk_len  the lock's key: 1 to 65,535 bytes.
+ * @param token  the fencing token of the grant the caller holds. Tokens
+ *   start at 1, so 0 is always stale.
+ * @param key, klen  the key to write: 1 to 65,535 bytes.
+ * @param val, vlen  the value: 0 to `max_value_bytes` bytes (val may be NULL when vlen is 0).
+ * @param ttl_ms  time to live of `key` in milliseconds; 0 = no expiry.
+ * @return `DBKV_OK` (written), `DBKV_STALE_TOKEN` (the lock is missing,
+ *   expired, released or held with another token; nothing written),
+ *   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`,
+ *   `DBKV_ERR_INTERNAL`. Arguments are checked before the token, so a bad
+ *   argument is an error even with a stale token. Never
+ *   `DBKV_ERR_WRONG_TYPE`: a list or sorted set at `key` is replaced.
+ *   Thread-safe.
+ */
+int dbkv_set_fenced(const struct dbkv *db, const uint8_t *lock_key, size_t lk_len, uint64_t token, const uint8_t *key, size_t klen, const uint8_t *val, size_t vlen, uint64_t ttl_ms);
+
+/**
+ * Deletes `key` (of any type, as `dbkv_delete`) only if the lock
+ * `lock_key` is held, now, with the fencing token `token`; otherwise as
+ * `dbkv_set_fenced`. Deleting `lock_key` itself releases the lock.
+ *
+ * @param lock_key, lk_len  the lock's key: 1 to 65,535 bytes.
+ * @param token  the fencing token of the grant the caller holds.
+ * @param key, klen  the key to delete: 1 to 65,535 bytes.
+ * @return `DBKV_OK` (deleted), `DBKV_NOT_FOUND` (the token is current but
+ *   `key` does not exist), `DBKV_STALE_TOKEN` (nothing changed),
+ *   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE` (a key),
+ *   `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
+ */
+int dbkv_delete_fenced(const struct dbkv *db, const uint8_t *lock_key, size_t lk_len, uint64_t token, const uint8_t *key, size_t klen);
 
 /**
  * Starts a scan over the live keys that begin with `prefix`, in no

@@ -33,6 +33,7 @@ struct Suite {
     api: PathBuf,
     threads: PathBuf,
     persist: PathBuf,
+    fence: PathBuf,
 }
 
 fn root() -> &'static Path {
@@ -111,7 +112,8 @@ fn setup() -> Result<Suite, String> {
     let api = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_api.c"], "test_api")?;
     let threads = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_threads.c"], "test_threads")?;
     let persist = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_persist.c"], "test_persist")?;
-    Ok(Suite { dir, api, threads, persist })
+    let fence = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_fence.c"], "test_fence")?;
+    Ok(Suite { dir, api, threads, persist, fence })
 }
 
 fn suite() -> &'static Suite {
@@ -220,6 +222,11 @@ fn c_persistence_through_data_dir() {
     run_and_check(&suite().persist, &[]);
 }
 
+#[test]
+fn c_fenced_writes() {
+    run_and_check(&suite().fence, &[]);
+}
+
 fn header_compiles_and_links(compiler: &str, flags: &[&str], name: &str) {
     let s = suite();
     let bin = compile(&s.dir, compiler, flags, &["header_check.c"], name).unwrap_or_else(|e| panic!("{e}"));
@@ -254,8 +261,8 @@ fn c_suite_under_valgrind() {
         println!("SKIP c_suite_under_valgrind: `{valgrind}` not found; install valgrind to run the leak check");
         return;
     }
-    let programs: [(&Path, &[(&str, &str)]); 3] =
-        [(&s.api, &[]), (&s.threads, &[("DBKV_C_SUITE_LIGHT", "1")]), (&s.persist, &[])];
+    let programs: [(&Path, &[(&str, &str)]); 4] =
+        [(&s.api, &[]), (&s.threads, &[("DBKV_C_SUITE_LIGHT", "1")]), (&s.persist, &[]), (&s.fence, &[])];
     let mut bad = Vec::new();
     for (bin, env) in programs {
         let args = [

@@ -49,6 +49,10 @@ package dbkv
 #cgo nocallback gokv_unlock
 #cgo noescape gokv_extend_lock
 #cgo nocallback gokv_extend_lock
+#cgo noescape gokv_set_fenced
+#cgo nocallback gokv_set_fenced
+#cgo noescape gokv_delete_fenced
+#cgo nocallback gokv_delete_fenced
 #cgo noescape gokv_count
 #cgo nocallback gokv_count
 #cgo noescape gokv_sync
@@ -222,6 +226,14 @@ static int gokv_extend_lock(const dbkv *db, const uint8_t *k, size_t kl, const u
 	return gokv_fail(dbkv_extend_lock(db, k, kl, o, ol, ttl), m);
 }
 
+static int gokv_set_fenced(const dbkv *db, const uint8_t *lk, size_t lkl, uint64_t token, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, uint64_t ttl, gokv_msg *m) {
+	return gokv_fail(dbkv_set_fenced(db, lk, lkl, token, k, kl, v, vl, ttl), m);
+}
+
+static int gokv_delete_fenced(const dbkv *db, const uint8_t *lk, size_t lkl, uint64_t token, const uint8_t *k, size_t kl, gokv_msg *m) {
+	return gokv_fail(dbkv_delete_fenced(db, lk, lkl, token, k, kl), m);
+}
+
 static int gokv_count(const dbkv *db, uint64_t *out, gokv_msg *m) {
 	return gokv_fail(dbkv_count(db, out), m);
 }
@@ -269,7 +281,7 @@ func Version() string { return C.GoString(C.dbkv_version()) }
 // outcomes like "not found" cost no cgo call when they become an *Error.
 var statusTexts = func() map[int]string {
 	m := make(map[int]string)
-	for code := codeInternal; code <= codeMismatch; code++ {
+	for code := codeWrongType; code <= codeStaleToken; code++ {
 		m[code] = C.GoString(C.dbkv_strerror(C.int(code)))
 	}
 	m[CodeClosed] = "database is closed"
@@ -852,6 +864,50 @@ func (db *DB) ExtendLock(key, owner []byte, ttl time.Duration) error {
 	var m C.gokv_msg
 	if rc := C.gokv_extend_lock(h, bytesPtr(key), C.size_t(len(key)), bytesPtr(owner), C.size_t(len(owner)), ms, &m); rc != codeOK {
 		return fail("extend_lock", rc, m)
+	}
+	return nil
+}
+
+// SetFenced stores value under key, as Set does, only if the lock lockKey
+// is held, at that moment, with the fencing token that Lock returned. If
+// it is not (the lock expired, was released, or was granted again, to
+// another owner or by relocking, with a newer token), SetFenced writes
+// nothing and returns an error matching ErrStaleToken: a holder that
+// paused past its lease cannot overwrite the work of the next holder. The
+// check and the write are one atomic step inside dbkv. The lock itself is
+// left as it is.
+func (db *DB) SetFenced(lockKey []byte, token uint64, key, value []byte, ttl time.Duration) error {
+	ms, err := ttlMillis("set_fenced", ttl)
+	if err != nil {
+		return err
+	}
+	h, err := db.handle("set_fenced")
+	defer db.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	var m C.gokv_msg
+	if rc := C.gokv_set_fenced(h, bytesPtr(lockKey), C.size_t(len(lockKey)), C.uint64_t(token),
+		bytesPtr(key), C.size_t(len(key)), bytesPtr(value), C.size_t(len(value)), ms, &m); rc != codeOK {
+		return fail("set_fenced", rc, m)
+	}
+	return nil
+}
+
+// DeleteFenced removes key only if the lock lockKey is held with token, as
+// SetFenced writes. It returns an error matching ErrStaleToken if the token
+// no longer holds the lock (nothing changed), and one matching ErrNotFound,
+// as Delete does, if the token is current but the key was missing.
+func (db *DB) DeleteFenced(lockKey []byte, token uint64, key []byte) error {
+	h, err := db.handle("delete_fenced")
+	defer db.mu.RUnlock()
+	if err != nil {
+		return err
+	}
+	var m C.gokv_msg
+	if rc := C.gokv_delete_fenced(h, bytesPtr(lockKey), C.size_t(len(lockKey)), C.uint64_t(token),
+		bytesPtr(key), C.size_t(len(key)), &m); rc != codeOK {
+		return fail("delete_fenced", rc, m)
 	}
 	return nil
 }

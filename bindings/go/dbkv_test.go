@@ -790,6 +790,8 @@ func TestClosed(t *testing.T) {
 		{"lock", e11},
 		{"unlock", db.Unlock(k, k)},
 		{"extend_lock", db.ExtendLock(k, k, time.Second)},
+		{"set_fenced", db.SetFenced(k, 1, k, k, 0)},
+		{"delete_fenced", db.DeleteFenced(k, 1, k)},
 		{"count", e12},
 		{"sync", db.Sync()},
 		{"snapshot", db.Snapshot()},
@@ -803,10 +805,10 @@ func TestClosed(t *testing.T) {
 }
 
 func TestErrorMatching(t *testing.T) {
-	all := []error{ErrNotFound, ErrExists, ErrLocked, ErrNotOwner, ErrMismatch, ErrInvalidArgument,
+	all := []error{ErrNotFound, ErrExists, ErrLocked, ErrNotOwner, ErrMismatch, ErrStaleToken, ErrInvalidArgument,
 		ErrTooLarge, ErrNotInteger, ErrOverflow, ErrBufferTooSmall, ErrIO, ErrCorruption, ErrBusy,
-		ErrFailed, ErrInternal, ErrClosed}
-	codes := []int{1, 2, 3, 4, 5, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, CodeClosed}
+		ErrFailed, ErrInternal, ErrWrongType, ErrClosed}
+	codes := []int{1, 2, 3, 4, 5, 6, -1, -2, -3, -4, -5, -6, -7, -8, -9, -10, -11, CodeClosed}
 	for i, code := range codes {
 		err := error(&Error{Code: code, Op: "op", Message: "msg"})
 		for j, s := range all {

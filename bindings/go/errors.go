@@ -14,6 +14,7 @@ const (
 	codeLocked          = 3
 	codeNotOwner        = 4
 	codeMismatch        = 5
+	codeStaleToken      = 6
 	codeInvalidArgument = -1
 	codeTooLarge        = -2
 	codeNotInteger      = -3
@@ -24,6 +25,7 @@ const (
 	codeBusy            = -8
 	codeFailed          = -9
 	codeInternal        = -10
+	codeWrongType       = -11
 )
 
 // CodeClosed is the Code of an *Error returned by a call on a closed DB.
@@ -31,18 +33,21 @@ const (
 const CodeClosed = -100
 
 // Sentinel errors, one per dbkv status, matched with errors.Is against the
-// *Error values the methods return (never compare with ==). The first five
+// *Error values the methods return (never compare with ==). The first six
 // are outcomes rather than failures in the C API: a method returns them
 // only where the outcome means the call could not do what was asked (Get
-// of a missing key, Lock held by another owner). ErrExists and ErrMismatch
-// are never returned, since SetNX and CAS report those outcomes as false;
-// nor is ErrBufferTooSmall, which Get handles itself.
+// of a missing key, Lock held by another owner, SetFenced with a token that
+// no longer holds the lock). ErrExists and ErrMismatch are never returned,
+// since SetNX and CAS report those outcomes as false; nor is
+// ErrBufferTooSmall, which Get handles itself. ErrWrongType comes from a
+// key holding a list or sorted set, which only `dbkv serve` writes.
 var (
 	ErrNotFound        error = errors.New("dbkv: not found")
 	ErrExists          error = errors.New("dbkv: key exists")
 	ErrLocked          error = errors.New("dbkv: locked by another owner")
 	ErrNotOwner        error = errors.New("dbkv: lock held by another owner")
 	ErrMismatch        error = errors.New("dbkv: value does not match the expected value")
+	ErrStaleToken      error = errors.New("dbkv: stale fencing token")
 	ErrInvalidArgument error = errors.New("dbkv: invalid argument")
 	ErrTooLarge        error = errors.New("dbkv: key or value too large")
 	ErrNotInteger      error = errors.New("dbkv: value is not an integer")
@@ -53,6 +58,7 @@ var (
 	ErrBusy            error = errors.New("dbkv: data directory is in use")
 	ErrFailed          error = errors.New("dbkv: engine failed after an I/O error and accepts no writes")
 	ErrInternal        error = errors.New("dbkv: internal error")
+	ErrWrongType       error = errors.New("dbkv: wrong type: the key holds a list or sorted set")
 	ErrClosed          error = errors.New("dbkv: database is closed")
 )
 
@@ -62,6 +68,7 @@ var sentinels = map[int]error{
 	codeLocked:          ErrLocked,
 	codeNotOwner:        ErrNotOwner,
 	codeMismatch:        ErrMismatch,
+	codeStaleToken:      ErrStaleToken,
 	codeInvalidArgument: ErrInvalidArgument,
 	codeTooLarge:        ErrTooLarge,
 	codeNotInteger:      ErrNotInteger,
@@ -72,6 +79,7 @@ var sentinels = map[int]error{
 	codeBusy:            ErrBusy,
 	codeFailed:          ErrFailed,
 	codeInternal:        ErrInternal,
+	codeWrongType:       ErrWrongType,
 	CodeClosed:          ErrClosed,
 }
 

@@ -130,6 +130,35 @@ func ExampleDB_Lock() {
 	// worker-b holds the lock, fencing token 2
 }
 
+// Fenced writes: a worker that stalled past its lease, while another took
+// the lock, writes with a stale token and dbkv refuses it, so the newer
+// holder's result stands.
+func ExampleDB_SetFenced() {
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	lock, report := []byte("lock:report"), []byte("report")
+	tokenA, _ := db.Lock(lock, []byte("worker-a"), 50*time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // worker-a stalls; its lease runs out
+
+	tokenB, _ := db.Lock(lock, []byte("worker-b"), 30*time.Second)
+	err = db.SetFenced(lock, tokenB, report, []byte("by worker-b"), 0)
+	fmt.Println("worker-b writes with token", tokenB, "->", err)
+
+	err = db.SetFenced(lock, tokenA, report, []byte("by worker-a"), 0)
+	fmt.Println("worker-a writes with token", tokenA, "-> stale:", errors.Is(err, dbkv.ErrStaleToken))
+
+	v, _ := db.GetString("report")
+	fmt.Println("report:", v)
+	// Output:
+	// worker-b writes with token 2 -> <nil>
+	// worker-a writes with token 1 -> stale: true
+	// report: by worker-b
+}
+
 // Scan ranges over the keys with a prefix, in no particular order.
 func ExampleDB_Scan() {
 	db, err := dbkv.Open(dbkv.Options{})

@@ -71,6 +71,7 @@ export type DbkvErrorCode =
   | 'BUSY'
   | 'FAILED'
   | 'INTERNAL'
+  | 'WRONG_TYPE'
   | 'CLOSED'
   | 'UNSAFE_INTEGER'
   | 'LIBRARY_NOT_FOUND'
@@ -141,6 +142,16 @@ export class DB {
   unlock(key: Bytes, owner: Bytes): boolean;
   /** True if extended; false if missing/expired or held by another owner. */
   extendLock(key: Bytes, owner: Bytes, ttlMs: number): boolean;
+  /**
+   * set() only while `lockKey` is held with `token` (from lock()): true if
+   * written, false if the token is stale (nothing written).
+   */
+  setFenced(lockKey: Bytes, token: bigint | number, key: Bytes, value: Bytes, opts?: TtlOptions): boolean;
+  /**
+   * delete() only while `lockKey` is held with `token`: true if deleted, false
+   * if the key was missing, null if the token is stale (nothing changed).
+   */
+  deleteFenced(lockKey: Bytes, token: bigint | number, key: Bytes): boolean | null;
 
   /** Live keys starting with prefix (all keys if omitted), in no particular order. */
   scan(prefix?: Bytes): ScanIterator;

@@ -73,11 +73,11 @@ impl dbkv_statistics {
     }
 }
 
-unsafe fn engine<'a>(db: *const dbkv) -> Result<&'a Engine, Error> {
+pub(super) unsafe fn engine<'a>(db: *const dbkv) -> Result<&'a Engine, Error> {
     Ok(&in_ref(db, "db")?.engine)
 }
 
-unsafe fn key<'a>(k: *const u8, len: usize) -> Result<&'a [u8], Error> {
+pub(super) unsafe fn key<'a>(k: *const u8, len: usize) -> Result<&'a [u8], Error> {
     bytes(k, len, "key")
 }
 

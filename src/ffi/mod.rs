@@ -7,10 +7,12 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod db;
+mod fence;
 mod iter;
 mod options;
 
 pub use db::*;
+pub use fence::*;
 pub use iter::*;
 pub use options::*;
 
@@ -54,7 +56,7 @@ pub const DBKV_ERR_BUSY: c_int = -8;
 pub const DBKV_ERR_FAILED: c_int = -9;
 /// A bug inside dbkv was caught at the boundary (a Rust panic); the handle stays usable.
 pub const DBKV_ERR_INTERNAL: c_int = -10;
-/// The key holds a list or sorted set (written through `dbkv serve`), which this function does not read or modify (`dbkv_set`, `dbkv_mset` and `dbkv_delete` replace or remove a key of any type, as Redis's SET and DEL do); nothing changed.
+/// The key holds a list or sorted set (written through `dbkv serve`), which this function does not read or modify (`dbkv_set`, `dbkv_mset`, `dbkv_delete`, `dbkv_set_fenced` and `dbkv_delete_fenced` replace or remove a key of any type, as Redis's SET and DEL do); nothing changed.
 pub const DBKV_ERR_WRONG_TYPE: c_int = -11;
 
 /// The longest key accepted, in bytes.
@@ -162,6 +164,7 @@ pub extern "C" fn dbkv_strerror(status: c_int) -> *const c_char {
         DBKV_LOCKED => b"locked by another owner\0",
         DBKV_NOT_OWNER => b"lock held by another owner\0",
         DBKV_MISMATCH => b"value does not match the expected value\0",
+        DBKV_STALE_TOKEN => b"stale fencing token\0",
         DBKV_ERR_INVALID_ARGUMENT => b"invalid argument\0",
         DBKV_ERR_TOO_LARGE => b"key or value too large\0",
         DBKV_ERR_NOT_INTEGER => b"value is not an integer\0",
@@ -172,6 +175,7 @@ pub extern "C" fn dbkv_strerror(status: c_int) -> *const c_char {
         DBKV_ERR_BUSY => b"data directory is in use\0",
         DBKV_ERR_FAILED => b"engine failed after an I/O error and accepts no writes\0",
         DBKV_ERR_INTERNAL => b"internal error\0",
+        DBKV_ERR_WRONG_TYPE => b"wrong type: the key holds a list or sorted set\0",
         _ => b"unknown status\0",
     };
     s.as_ptr() as *const c_char

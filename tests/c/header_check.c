@@ -24,6 +24,7 @@ int main(void) {
         (any_fn)&dbkv_expire, (any_fn)&dbkv_persist, (any_fn)&dbkv_ttl,
         (any_fn)&dbkv_mset, (any_fn)&dbkv_mget, (any_fn)&dbkv_mdel,
         (any_fn)&dbkv_lock, (any_fn)&dbkv_unlock, (any_fn)&dbkv_extend_lock,
+        (any_fn)&dbkv_set_fenced, (any_fn)&dbkv_delete_fenced,
         (any_fn)&dbkv_count, (any_fn)&dbkv_sync, (any_fn)&dbkv_snapshot,
         (any_fn)&dbkv_stats, (any_fn)&dbkv_scan, (any_fn)&dbkv_iter_next,
         (any_fn)&dbkv_iter_free, (any_fn)&dbkv_options_new, (any_fn)&dbkv_options_free,
@@ -35,10 +36,11 @@ int main(void) {
     };
     /* The constants are usable in constant expressions of the right types. */
     static const int codes[] = {DBKV_OK, DBKV_NOT_FOUND, DBKV_EXISTS, DBKV_LOCKED, DBKV_NOT_OWNER,
-                                DBKV_MISMATCH, DBKV_ERR_INVALID_ARGUMENT, DBKV_ERR_TOO_LARGE,
-                                DBKV_ERR_NOT_INTEGER, DBKV_ERR_OVERFLOW, DBKV_ERR_BUFFER_TOO_SMALL,
-                                DBKV_ERR_IO, DBKV_ERR_CORRUPTION, DBKV_ERR_BUSY, DBKV_ERR_FAILED,
-                                DBKV_ERR_INTERNAL, DBKV_SYNC_NONE, DBKV_SYNC_INTERVAL, DBKV_SYNC_ALWAYS,
+                                DBKV_MISMATCH, DBKV_STALE_TOKEN, DBKV_ERR_INVALID_ARGUMENT,
+                                DBKV_ERR_TOO_LARGE, DBKV_ERR_NOT_INTEGER, DBKV_ERR_OVERFLOW,
+                                DBKV_ERR_BUFFER_TOO_SMALL, DBKV_ERR_IO, DBKV_ERR_CORRUPTION,
+                                DBKV_ERR_BUSY, DBKV_ERR_FAILED, DBKV_ERR_INTERNAL,
+                                DBKV_ERR_WRONG_TYPE, DBKV_SYNC_NONE, DBKV_SYNC_INTERVAL, DBKV_SYNC_ALWAYS,
                                 DBKV_RECOVERY_POINT_IN_TIME, DBKV_RECOVERY_ABSOLUTE,
                                 DBKV_RECOVERY_SKIP_CORRUPTED, DBKV_VERSION_MAJOR, DBKV_VERSION_MINOR,
                                 DBKV_VERSION_PATCH};
@@ -61,7 +63,7 @@ int main(void) {
     if (dbkv_close(db) != DBKV_OK) return 5;
     /* 16 uint64_t fields, no padding: the layout C callers rely on. */
     if (sizeof(dbkv_statistics) != 16 * sizeof(uint64_t)) return 6;
-    if (cap != 1073741824UL || sizeof codes / sizeof codes[0] != 25) return 7;
+    if (cap != 1073741824UL || sizeof codes / sizeof codes[0] != 27) return 7;
     printf("header ok, dbkv %s\n", dbkv_version());
     return 0;
 }

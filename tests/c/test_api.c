@@ -62,11 +62,11 @@ static void test_version_matches_header(void) {
 
 static void test_strerror_every_code(void) {
     static const int codes[] = {DBKV_OK, DBKV_NOT_FOUND, DBKV_EXISTS, DBKV_LOCKED, DBKV_NOT_OWNER,
-                                DBKV_MISMATCH, DBKV_ERR_INVALID_ARGUMENT, DBKV_ERR_TOO_LARGE,
-                                DBKV_ERR_NOT_INTEGER, DBKV_ERR_OVERFLOW, DBKV_ERR_BUFFER_TOO_SMALL,
-                                DBKV_ERR_IO, DBKV_ERR_CORRUPTION, DBKV_ERR_BUSY, DBKV_ERR_FAILED,
-                                DBKV_ERR_INTERNAL};
-    static const int unknown[] = {6, 7, 100, -11, -100, INT_MIN, INT_MAX};
+                                DBKV_MISMATCH, DBKV_STALE_TOKEN, DBKV_ERR_INVALID_ARGUMENT,
+                                DBKV_ERR_TOO_LARGE, DBKV_ERR_NOT_INTEGER, DBKV_ERR_OVERFLOW,
+                                DBKV_ERR_BUFFER_TOO_SMALL, DBKV_ERR_IO, DBKV_ERR_CORRUPTION,
+                                DBKV_ERR_BUSY, DBKV_ERR_FAILED, DBKV_ERR_INTERNAL, DBKV_ERR_WRONG_TYPE};
+    static const int unknown[] = {7, 8, 100, -12, -100, INT_MIN, INT_MAX};
     const size_t n = sizeof codes / sizeof codes[0];
     size_t i, j;
     for (i = 0; i < n; i++) {
@@ -297,6 +297,11 @@ static int op_expire(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_e
 static int op_persist(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_persist(db, k, n); }
 static int op_unlock(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_unlock(db, k, n, S("me")); }
 static int op_extend(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_extend_lock(db, k, n, S("me"), 1000); }
+/* Fenced writes take two keys: the one under test is the written key, then the lock key. */
+static int op_set_fenced(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_set_fenced(db, S("fl"), 1, k, n, S("v"), 0); }
+static int op_set_fenced_lock(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_set_fenced(db, k, n, 1, S("fk"), S("v"), 0); }
+static int op_delete_fenced(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_delete_fenced(db, S("fl"), 1, k, n); }
+static int op_delete_fenced_lock(const dbkv *db, const uint8_t *k, size_t n) { return dbkv_delete_fenced(db, k, n, 1, S("fk")); }
 
 static int op_get(const dbkv *db, const uint8_t *k, size_t n) {
     uint8_t *v = SENT_PTR;
@@ -398,7 +403,9 @@ static const struct key_op key_ops[] = {
     {"exists", op_exists},   {"incr", op_incr},       {"decr", op_decr},         {"setnx", op_setnx},
     {"cas", op_cas},         {"expire", op_expire},   {"persist", op_persist},   {"ttl", op_ttl},
     {"lock", op_lock},       {"unlock", op_unlock},   {"extend_lock", op_extend}, {"mset", op_mset},
-    {"mget", op_mget},       {"mdel", op_mdel},
+    {"mget", op_mget},       {"mdel", op_mdel},       {"set_fenced", op_set_fenced},
+    {"set_fenced (lock_key)", op_set_fenced_lock},    {"delete_fenced", op_delete_fenced},
+    {"delete_fenced (lock_key)", op_delete_fenced_lock},
 };
 
 static void test_bad_keys_everywhere(void) {

@@ -1,9 +1,10 @@
 /*
  * Persistence through the C API: a data directory keeps its contents,
- * TTLs and fencing-token order across close/reopen, is held exclusively
- * (in this process and others), and dbkv_sync / dbkv_snapshot / dbkv_stats
- * report what the header promises. Each test gets a fresh mkdtemp
- * directory under $TMPDIR (the cargo driver points it inside target/).
+ * TTLs, fencing-token order and the tokens fenced writes check across
+ * close/reopen, is held exclusively (in this process and others), and
+ * dbkv_sync / dbkv_snapshot / dbkv_stats report what the header promises.
+ * Each test gets a fresh mkdtemp directory under $TMPDIR (the cargo driver
+ * points it inside target/).
  */
 #define _XOPEN_SOURCE 700
 
@@ -589,6 +590,50 @@ static void test_lock_tokens_grow_across_reopen(void) {
     rm_tree(dir);
 }
 
+/* A fenced write is an ordinary logged write: it survives a reopen (from
+ * the WAL and from a snapshot), and so does the token it was checked
+ * against, so the holder can go on writing and a stale holder stays
+ * refused. A refused write logs nothing. */
+static void test_fenced_writes_survive_reopen(void) {
+    char dir[512];
+    uint64_t t1 = 0, t2 = 0;
+    dbkv *db = NULL;
+    make_dir(dir, sizeof dir);
+    REQUIRE_OK(open_dir_opts(dir, DBKV_SYNC_ALWAYS, 0, &db));
+    EXPECT_OK(dbkv_lock(db, S("lock:job"), S("a"), 60000, &t1));
+    EXPECT_OK(dbkv_set(db, S("gone"), S("x"), 0));
+    EXPECT_OK(dbkv_set_fenced(db, S("lock:job"), t1, S("job:result"), S("v1"), 0));
+    EXPECT_OK(dbkv_delete_fenced(db, S("lock:job"), t1, S("gone")));
+    EXPECT_RC(dbkv_set_fenced(db, S("lock:job"), t1 + 1, S("never"), S("x"), 0), DBKV_STALE_TOKEN);
+    EXPECT_OK(dbkv_close(db));
+
+    db = NULL;
+    REQUIRE_OK(open_dir(dir, &db));
+    EXPECT(tu_value_is(db, "job:result", "v1"));
+    EXPECT_RC(dbkv_exists(db, S("gone")), DBKV_NOT_FOUND);
+    EXPECT_RC(dbkv_exists(db, S("never")), DBKV_NOT_FOUND);
+    EXPECT(count_of(db) == 2);
+    /* The lock came back with its token: the holder writes on. */
+    EXPECT_OK(dbkv_set_fenced(db, S("lock:job"), t1, S("job:result"), S("v2"), 0));
+    EXPECT_OK(dbkv_lock(db, S("lock:job"), S("a"), 60000, &t2));
+    EXPECT(t2 > t1);
+    EXPECT_OK(dbkv_snapshot(db));
+    EXPECT_OK(dbkv_close(db));
+
+    db = NULL;
+    REQUIRE_OK(open_dir(dir, &db));
+    EXPECT(tu_value_is(db, "job:result", "v2"));
+    EXPECT_RC(dbkv_set_fenced(db, S("lock:job"), t1, S("job:result"), S("stale"), 0), DBKV_STALE_TOKEN);
+    EXPECT_OK(dbkv_set_fenced(db, S("lock:job"), t2, S("job:result"), S("v3"), 0));
+    EXPECT_OK(dbkv_close(db));
+
+    db = NULL;
+    REQUIRE_OK(open_dir(dir, &db));
+    EXPECT(tu_value_is(db, "job:result", "v3"));
+    EXPECT_OK(dbkv_close(db));
+    rm_tree(dir);
+}
+
 /* Small WAL segments force many rotations; all of them must be replayed. */
 static void test_segment_rotation(void) {
     char dir[512], key[32], val[80];
@@ -697,6 +742,7 @@ int main(int argc, char **argv) {
     RUN(test_snapshot_and_recovery_stats);
     RUN(test_snapshot_keep_one_and_empty_snapshot);
     RUN(test_lock_tokens_grow_across_reopen);
+    RUN(test_fenced_writes_survive_reopen);
     RUN(test_segment_rotation);
     RUN(test_concurrent_writers_sync_always);
     RUN(test_many_reopens);

@@ -33,6 +33,7 @@ static inline const char *tu_status_name(int rc) {
     case DBKV_LOCKED: return "DBKV_LOCKED";
     case DBKV_NOT_OWNER: return "DBKV_NOT_OWNER";
     case DBKV_MISMATCH: return "DBKV_MISMATCH";
+    case DBKV_STALE_TOKEN: return "DBKV_STALE_TOKEN";
     case DBKV_ERR_INVALID_ARGUMENT: return "DBKV_ERR_INVALID_ARGUMENT";
     case DBKV_ERR_TOO_LARGE: return "DBKV_ERR_TOO_LARGE";
     case DBKV_ERR_NOT_INTEGER: return "DBKV_ERR_NOT_INTEGER";
@@ -43,6 +44,7 @@ static inline const char *tu_status_name(int rc) {
     case DBKV_ERR_BUSY: return "DBKV_ERR_BUSY";
     case DBKV_ERR_FAILED: return "DBKV_ERR_FAILED";
     case DBKV_ERR_INTERNAL: return "DBKV_ERR_INTERNAL";
+    case DBKV_ERR_WRONG_TYPE: return "DBKV_ERR_WRONG_TYPE";
     default: return "(unknown status)";
     }
 }

@@ -11,12 +11,12 @@
  */
 
 const errors = require('./errors');
-const { DbkvError, fromStatus, closedError, invalid, OK, NOT_FOUND, EXISTS, LOCKED, NOT_OWNER, MISMATCH } = errors;
+const { DbkvError, fromStatus, closedError, invalid, OK, NOT_FOUND, EXISTS, LOCKED, NOT_OWNER, MISMATCH, STALE_TOKEN } = errors;
 const { Slot, Packer, bound, describe, address } = require('./bytes');
 const { copyOut, copyFromScratch } = require('./native');
 const { ScanIterator, closeAll } = require('./scan');
 
-/** Scratch for keys, values and the third argument (CAS's expected value, a lock owner). */
+/** Scratch for keys, values and the third argument (CAS's expected value, a lock owner, a fenced write's lock key). */
 const KEY = new Slot(16 * 1024);
 const VAL = new Slot(64 * 1024);
 const AUX = new Slot(16 * 1024);
@@ -54,6 +54,7 @@ const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 const MIN_SAFE = -MAX_SAFE;
 const I64_MIN = -(2n ** 63n);
 const I64_MAX = 2n ** 63n - 1n;
+const U64_MAX = 2n ** 64n - 1n;
 const STATS_FIELDS = [
   'size',
   'keys',
@@ -127,6 +128,17 @@ function deltaBig(delta, op) {
     throw invalid(op, `delta must be a bigint in the signed 64-bit range, got ${String(delta)}`);
   }
   return delta;
+}
+
+/** A fencing token as lock() returns it (bigint), or as a safe integer number. */
+function tokenValue(token, op) {
+  // koffi would wrap a negative or oversized value into the uint64_t
+  // parameter, turning a bad token into some other, possibly current, one.
+  if (typeof token === 'bigint' ? token >= 0n && token <= U64_MAX : Number.isSafeInteger(token) && token >= 0) {
+    return token;
+  }
+  const got = typeof token === 'number' || typeof token === 'bigint' ? String(token) : describe(token);
+  throw invalid(op, `token must be a fencing token from lock(): a bigint (or a safe integer number) from 0 to 2^64-1, got ${got}`);
 }
 
 class DB {
@@ -532,6 +544,52 @@ class DB {
     const k = KEY.bytes(key, 'extendLock', 'key');
     const o = AUX.bytes(owner, 'extendLock', 'owner');
     return this.#ownerOutcome(this.#api.extendLock(db, k, KEY.len, o, AUX.len, ttl), 'extendLock');
+  }
+
+  /**
+   * Stores value under key, as set() does, only if the lock `lockKey` is
+   * held right now with `token` (what lock() returned). The check and the
+   * write are one atomic step inside dbkv, so a holder that paused past its
+   * lease, while someone else took the lock, cannot overwrite their work.
+   * @param {string | Uint8Array} lockKey
+   * @param {bigint | number} token
+   * @param {string | Uint8Array} key
+   * @param {string | Uint8Array} value
+   * @param {{ ttlMs?: number }} [opts]
+   * @returns {boolean} true if written; false if the token is stale (the lock
+   *   expired, was released or was granted again): nothing was written
+   */
+  setFenced(lockKey, token, key, value, opts) {
+    const db = this.#db;
+    if (db === 0n) throw closedError('setFenced');
+    const tok = tokenValue(token, 'setFenced');
+    const ttl = opts === undefined ? 0 : ttlOption(opts, 'setFenced');
+    const l = AUX.bytes(lockKey, 'setFenced', 'lockKey');
+    const k = KEY.bytes(key, 'setFenced', 'key');
+    const v = VAL.bytes(value, 'setFenced', 'value');
+    const rc = this.#api.setFenced(db, l, AUX.len, tok, k, KEY.len, v, VAL.len, ttl);
+    if (rc === OK) return true;
+    if (rc === STALE_TOKEN) return false;
+    throw this.#fail(rc, 'setFenced');
+  }
+
+  /**
+   * Deletes key only if the lock `lockKey` is held right now with `token`.
+   * @returns {boolean | null} true if deleted; false if the token is current
+   *   but the key did not exist; null, like lock()'s null, if the lock is not
+   *   held with that token (nothing changed)
+   */
+  deleteFenced(lockKey, token, key) {
+    const db = this.#db;
+    if (db === 0n) throw closedError('deleteFenced');
+    const tok = tokenValue(token, 'deleteFenced');
+    const l = AUX.bytes(lockKey, 'deleteFenced', 'lockKey');
+    const k = KEY.bytes(key, 'deleteFenced', 'key');
+    const rc = this.#api.deleteFenced(db, l, AUX.len, tok, k, KEY.len);
+    if (rc === OK) return true;
+    if (rc === NOT_FOUND) return false;
+    if (rc === STALE_TOKEN) return null;
+    throw this.#fail(rc, 'deleteFenced');
   }
 
   /**

@@ -12,6 +12,7 @@ const EXISTS = 2;
 const LOCKED = 3;
 const NOT_OWNER = 4;
 const MISMATCH = 5;
+const STALE_TOKEN = 6;
 const ERR_BUFFER_TOO_SMALL = -5;
 const ERR_INVALID_ARGUMENT = -1;
 
@@ -27,6 +28,7 @@ const CODES = new Map([
   [-8, 'BUSY'],
   [-9, 'FAILED'],
   [-10, 'INTERNAL'],
+  [-11, 'WRONG_TYPE'],
 ]);
 
 /**
@@ -34,10 +36,11 @@ const CODES = new Map([
  *
  * `code` is one of: the C errors above ('INVALID_ARGUMENT', 'TOO_LARGE',
  * 'NOT_INTEGER', 'OVERFLOW', 'IO', 'CORRUPTION', 'BUSY', 'FAILED',
- * 'INTERNAL'), or a binding-side condition: 'CLOSED' (the handle was
- * closed), 'UNSAFE_INTEGER' (incr/decr result beyond Number.MAX_SAFE_INTEGER;
- * `value` holds the exact bigint), 'LIBRARY_NOT_FOUND' (libdbkv could not be
- * loaded), 'UNKNOWN' (a status this binding does not know).
+ * 'INTERNAL', 'WRONG_TYPE'), or a binding-side condition: 'CLOSED' (the
+ * handle was closed), 'UNSAFE_INTEGER' (incr/decr result beyond
+ * Number.MAX_SAFE_INTEGER; `value` holds the exact bigint),
+ * 'LIBRARY_NOT_FOUND' (libdbkv could not be loaded), 'UNKNOWN' (a status
+ * this binding does not know).
  * `status` is the C status code when the error came from the library.
  */
 class DbkvError extends Error {
@@ -87,6 +90,7 @@ module.exports = {
   LOCKED,
   NOT_OWNER,
   MISMATCH,
+  STALE_TOKEN,
   ERR_BUFFER_TOO_SMALL,
   ERR_INVALID_ARGUMENT,
 };

@@ -167,6 +167,10 @@ function declare(lib, file) {
     lock: f('int dbkv_lock(void *db, void *key, size_t klen, void *owner, size_t olen, uint64_t ttl_ms, uint64_t *fence)'),
     unlock: f('int dbkv_unlock(void *db, void *key, size_t klen, void *owner, size_t olen)'),
     extendLock: f('int dbkv_extend_lock(void *db, void *key, size_t klen, void *owner, size_t olen, uint64_t ttl_ms)'),
+    setFenced: f(
+      'int dbkv_set_fenced(void *db, void *lock_key, size_t lk_len, uint64_t token, void *key, size_t klen, void *val, size_t vlen, uint64_t ttl_ms)',
+    ),
+    deleteFenced: f('int dbkv_delete_fenced(void *db, void *lock_key, size_t lk_len, uint64_t token, void *key, size_t klen)'),
     count: f('int dbkv_count(void *db, uint64_t *out)'),
     sync: f('int dbkv_sync(void *db)'),
     snapshot: f('int dbkv_snapshot(void *db)'),

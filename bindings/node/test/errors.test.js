@@ -109,6 +109,7 @@ test('ERROR_CODES maps every C status to its code', () => {
     '-8': 'BUSY',
     '-9': 'FAILED',
     '-10': 'INTERNAL',
+    '-11': 'WRONG_TYPE',
   });
   const { fromStatus } = require('../lib/errors');
   for (const [status, code] of Object.entries(ERROR_CODES)) {
@@ -151,6 +152,8 @@ test('every method throws CLOSED after close(); close() is idempotent', async ()
     lock: () => db.lock('k', 'o', 1),
     unlock: () => db.unlock('k', 'o'),
     extendLock: () => db.extendLock('k', 'o', 1),
+    setFenced: () => db.setFenced('l', 1n, 'k', 'v'),
+    deleteFenced: () => db.deleteFenced('l', 1n, 'k'),
     scan: () => db.scan(),
     count: () => db.count(),
     stats: () => db.stats(),

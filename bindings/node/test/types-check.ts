@@ -27,6 +27,8 @@ const values: (Buffer | undefined)[] = db.mget(['a', Buffer.from('b')]);
 const removed: number = db.mdel(['a', 'b']);
 const fence: bigint | null = db.lock('l', 'me', 1000);
 const released: boolean = db.unlock('l', 'me') || db.extendLock('l', 'me', 10);
+const fenced: boolean = db.setFenced('l', fence ?? 0n, 'res', 'v', { ttlMs: 10 }) && db.setFenced(Buffer.from('l'), 7, 'res', new Uint8Array(1));
+const fencedDelete: boolean | null = db.deleteFenced('l', 1n, 'res');
 for (const [key, value] of db.scan('p')) {
   const k: Buffer = key;
   const val: Buffer = value;
@@ -38,7 +40,7 @@ const count: number = db.count();
 const stats: Stats = db.stats();
 const failed: boolean = stats.failed;
 const done: Promise<void> = db.sync().then(() => db.snapshot());
-void [got, text, deleted, present, n, big, stored, swapped, expired, left, values, removed, fence, released, count, failed, done, v];
+void [got, text, deleted, present, n, big, stored, swapped, expired, left, values, removed, fence, released, fenced, fencedDelete, count, failed, done, v];
 
 try {
   db.get('k');
@@ -61,6 +63,11 @@ db.set(1, 'v');
 open({ sync: 'sometimes' });
 // @ts-expect-error: incrBig takes a bigint
 db.incrBig('c', 1);
+// @ts-expect-error: a fencing token is a bigint or a number, not a string
+db.setFenced('l', '1', 'res', 'v');
+// @ts-expect-error: deleteFenced may return null (stale token)
+const notNull: boolean = db.deleteFenced('l', 1n, 'res');
+void notNull;
 // @ts-expect-error: get returns Buffer | undefined, not string
 const wrong: string = db.get('k');
 void wrong;
