@@ -451,10 +451,7 @@ fn version_2_segment_opens() {
     f.write_all(&seg).unwrap();
     f.sync().unwrap();
     drop(f);
-    let mut o = Options::default();
-    o.data_dir = Some(dir.to_path_buf());
-    o.vfs = Some(Arc::new(sim.clone()));
-    o.recovery_mode = RecoveryMode::Absolute;
+    let o = Options { data_dir: Some(dir.to_path_buf()), vfs: Some(Arc::new(sim.clone())), recovery_mode: RecoveryMode::Absolute, ..Options::default() };
     let e = Engine::open(o).unwrap();
     assert_eq!(e.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
 }
@@ -1343,6 +1340,7 @@ fn file_names() {
 #[test]
 fn shard_function_golden() {
     let seed = 0x0011_2233_4455_6677u64;
+    #[allow(clippy::type_complexity)] // one row per golden case: key, hashes, shard, slot parts
     let cases: [(&[u8], u64, u64, usize, usize, usize); 8] = [
         (b"", 0xb2864b7d70344825, 0x2963c5ca9b9205d6, 19, 0, 30017),
         (b"a", 0x44a91f34ee56cd21, 0x238a1e81e5504697, 32, 0, 12303),

@@ -43,6 +43,9 @@ const MODES: [RecoveryMode; 3] = [RecoveryMode::PointInTime, RecoveryMode::Absol
 /// for writing, every other test for reading.
 static GATE: RwLock<()> = RwLock::new(());
 
+/// Every live key and value of an engine, in key order.
+type Dump = Vec<(Vec<u8>, Vec<u8>)>;
+
 fn gate() -> RwLockReadGuard<'static, ()> {
     GATE.read().unwrap_or_else(|p| p.into_inner())
 }
@@ -808,7 +811,7 @@ fn bad_key_record_case(key_len: usize, what: &str) {
     for mode in MODES {
         let sim = sim_from(&img);
         let o = opts(&sim, SyncMode::Always, mode, fixed_clock());
-        let res = std::thread::spawn(move || -> Result<Option<Vec<(Vec<u8>, Vec<u8>)>>, String> {
+        let res = std::thread::spawn(move || -> Result<Option<Dump>, String> {
             match Engine::open(o) {
                 Ok(e) => {
                     let d = dump(&e);

@@ -177,7 +177,7 @@ fn random_bytes_never_hurt_the_server() {
     // A fixed seed in CI (reproducible); a fresh one per soak run.
     let mut runner = if common::soak() { TestRunner::new(config) } else { TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha)) };
     let result = runner.run(&garbage(), |bytes| {
-        throw(&s, &bytes).map_err(|e| TestCaseError::fail(e))?;
+        throw(&s, &bytes).map_err(TestCaseError::fail)?;
         // The server lives and the data is intact, for a client that was
         // connected all along.
         let v = observer.borrow_mut().try_cmd(&["GET", "sentinel:8c1f"]).map_err(|e| TestCaseError::fail(format!("server gone after {bytes:?}: {e:?}")))?;

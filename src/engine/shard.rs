@@ -9,6 +9,9 @@ use super::zset::ZSet;
 use super::hash::KeyHashBuilder;
 
 /// The table and its bookkeeping, guarded by the shard's lock.
+/// Watched keys of a shard: key -> (version, watchers).
+type Watched = HashMap<Vec<u8>, (u64, u32)>;
+
 pub struct ShardData {
     map: HashSet<Entry, KeyHashBuilder>,
     /// How many entries have an expiry; shards with none are skipped by the
@@ -19,7 +22,7 @@ pub struct ShardData {
     /// the shard lock is held, so EXEC, which compares versions under the
     /// same lock, can never miss a write. `None` (the usual case) costs
     /// one branch per mutation.
-    watched: Option<Box<HashMap<Vec<u8>, (u64, u32)>>>,
+    watched: Option<Box<Watched>>,
 }
 
 /// Aligned so two shards' locks never share a cache line.

@@ -315,7 +315,7 @@ struct SimState {
 }
 
 fn eio(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::Other, format!("injected EIO on {what}"))
+    io::Error::other(format!("injected EIO on {what}"))
 }
 
 fn not_found(p: &Path) -> io::Error {
@@ -347,7 +347,7 @@ struct SimFile {
 }
 
 fn dead_process() -> io::Error {
-    io::Error::new(io::ErrorKind::Other, "simulated crash: this handle's process is gone")
+    io::Error::other("simulated crash: this handle's process is gone")
 }
 
 impl VfsFile for SimFile {

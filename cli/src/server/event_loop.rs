@@ -134,7 +134,7 @@ impl Worker {
             for ev in events.iter() {
                 match ev.token() {
                     WAKER => self.drain_inbox(&mut touched),
-                    Token(t) if t >= LISTENER_BASE && t < WAKER.0 => self.accept(t - LISTENER_BASE),
+                    Token(t) if (LISTENER_BASE..WAKER.0).contains(&t) => self.accept(t - LISTENER_BASE),
                     Token(slot) => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.on_readable(slot, ev.is_read_closed() || ev.is_error());

@@ -38,11 +38,10 @@ pub(super) fn snapshot_loop(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, p
         }
         let result = take_snapshot(sh, ctl, inner, policy.keep);
         last = Instant::now();
-        match explicit {
-            Some(ticket) => finish_request(ctl, ticket, result),
-            // A failed automatic snapshot is retried at the next trigger;
-            // the WAL still holds everything, so nothing is at risk.
-            None => {}
+        // A failed automatic snapshot is retried at the next trigger; the
+        // WAL still holds everything, so nothing is at risk.
+        if let Some(ticket) = explicit {
+            finish_request(ctl, ticket, result);
         }
     }
 }

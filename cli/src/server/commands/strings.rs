@@ -10,6 +10,7 @@ use crate::server::reply::Reply;
 
 /// A TTL option of SET / GETEX.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[allow(clippy::enum_variant_names)] // KeepTtl is the name of Redis's KEEPTTL option
 pub enum Ttl {
     /// No option: SET clears the TTL, GETEX leaves it.
     Unset,
@@ -80,7 +81,10 @@ fn hit(srv: &crate::server::Server, found: bool) {
 fn reply_value(out: &mut Reply<'_>, v: Option<Found<'_>>) -> Result<(), Error> {
     match v {
         Some(f) => f.value.with_bytes(|b| out.bulk(b)),
-        None => Ok(out.null()),
+        None => {
+            out.null();
+            Ok(())
+        }
     }
 }
 
@@ -260,8 +264,11 @@ pub fn mget(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     });
 }
 
+/// Keys and their values, in the same order.
+type KeysValues<'k> = (Vec<&'k [u8]>, Vec<&'k [u8]>);
+
 /// The keys and values of MSET-style arguments, or the arity error.
-fn pairs<'k>(argv: &[&'k [u8]], name: &str) -> Result<(Vec<&'k [u8]>, Vec<&'k [u8]>), String> {
+fn pairs<'k>(argv: &[&'k [u8]], name: &str) -> Result<KeysValues<'k>, String> {
     if argv.len() % 2 == 0 {
         return Err(arity_error(name));
     }

@@ -52,7 +52,7 @@ pub fn zadd(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     if f.nx && f.xx {
         return ctx.out.error("ERR XX and NX options at the same time are not compatible");
     }
-    if (f.gt && f.nx) || (f.lt && f.nx) || (f.gt && f.lt) {
+    if (f.gt || f.lt) && f.nx || (f.gt && f.lt) {
         return ctx.out.error("ERR GT, LT, and/or NX options at the same time are not compatible");
     }
     if f.incr && rest.len() > 2 {
