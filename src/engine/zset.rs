@@ -22,59 +22,30 @@ struct Link {
     next: u32,
     /// Elements between this node and `next`, counting `next`.
     span: u32,
-    /// `next`'s score, copied here so a search step compares without
-    /// touching the next node (one cache miss per step, as in Redis's
-    /// skip list whose levels live inside each node); the node itself is
-    /// read only on a tie of scores. Meaningless when `next` is NIL.
+    /// Where `next`'s upper links start in the arena, and `next`'s score:
+    /// copied here so a search step reads one link and nothing else (one
+    /// cache miss per step, as in Redis's skip list whose levels live
+    /// inside each node). The next node itself is read only on a tie of
+    /// scores. Both are meaningless when `next` is NIL.
+    next_at: u32,
     next_score: f64,
 }
 
-/// Links kept inside the node itself: with a node reaching level k+1 with
-/// probability 1/4^k, 75 % of nodes need no other allocation.
-const INLINE_LINKS: usize = 1;
+const EMPTY: Link = Link { next: NIL, span: 0, next_at: 0, next_score: 0.0 };
 const _: () = assert!(std::mem::size_of::<Node>() == 64);
 
-/// A node's forward links (a node of level k uses levels 0 .. k; the
-/// search never follows a level above a node's own).
-#[derive(Clone)]
-struct Links {
-    inline: [Link; INLINE_LINKS],
-    /// Levels INLINE_LINKS .. len, for the few taller nodes.
-    more: Box<[Link]>,
-}
-
-impl Links {
-    fn new(levels: usize) -> Links {
-        let empty = Link { next: NIL, span: 0, next_score: 0.0 };
-        let more = vec![empty; levels.saturating_sub(INLINE_LINKS)].into();
-        Links { inline: [empty; INLINE_LINKS], more }
-    }
-}
-
-impl std::ops::Index<usize> for Links {
-    type Output = Link;
-    #[inline]
-    fn index(&self, i: usize) -> &Link {
-        if i < INLINE_LINKS { &self.inline[i] } else { &self.more[i - INLINE_LINKS] }
-    }
-}
-
-impl std::ops::IndexMut<usize> for Links {
-    #[inline]
-    fn index_mut(&mut self, i: usize) -> &mut Link {
-        if i < INLINE_LINKS { &mut self.inline[i] } else { &mut self.more[i - INLINE_LINKS] }
-    }
-}
-
-/// One cache line per node, so a search step reads the score and the
-/// link it follows with one miss.
+/// One cache line per node.
 #[derive(Clone)]
 #[repr(align(64))]
 struct Node {
     score: f64,
     member: Arc<[u8]>,
     prev: u32,
-    links: Links,
+    /// Levels 1 .. height live in `ZSet::upper` from this offset.
+    at: u32,
+    height: u8,
+    /// Level 0, the one iteration follows, kept inside the node.
+    link0: Link,
 }
 
 /// One sorted set. Scores are never NaN (callers refuse NaN input).
@@ -82,6 +53,10 @@ struct Node {
 pub struct ZSet {
     nodes: Vec<Node>,
     free: Vec<u32>,
+    /// Links of levels >= 1 of every node, height - 1 consecutive entries
+    /// per node; `free_upper[h]` holds released runs of h entries.
+    upper: Vec<Link>,
+    free_upper: Vec<Vec<u32>>,
     index: HashMap<Arc<[u8]>, u32>,
     level: usize,
     tail: u32,
@@ -102,8 +77,17 @@ fn before(sa: f64, ma: &[u8], sb: f64, mb: &[u8]) -> bool {
 
 impl ZSet {
     pub fn new() -> ZSet {
-        let head = Node { score: 0.0, member: Arc::from(&[][..]), prev: NIL, links: Links::new(MAX_LEVEL) };
-        ZSet { nodes: vec![head], free: Vec::new(), index: HashMap::new(), level: 1, tail: NIL, rng: 0x9e37_79b9_7f4a_7c15 }
+        let head = Node { score: 0.0, member: Arc::from(&[][..]), prev: NIL, at: 0, height: MAX_LEVEL as u8, link0: EMPTY };
+        ZSet {
+            nodes: vec![head],
+            free: Vec::new(),
+            upper: vec![EMPTY; MAX_LEVEL - 1],
+            free_upper: vec![Vec::new(); MAX_LEVEL],
+            index: HashMap::new(),
+            level: 1,
+            tail: NIL,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -120,7 +104,7 @@ impl ZSet {
 
     /// Bytes of heap this set holds, approximately (for INFO and the README).
     pub fn heap_bytes(&self) -> usize {
-        let links: usize = self.nodes.iter().map(|n| n.links.more.len() * 8 + if n.links.more.is_empty() { 0 } else { 16 }).sum();
+        let links = self.upper.capacity() * std::mem::size_of::<Link>();
         let members: usize = self.index.keys().map(|m| m.len() + 16 + 16).sum();
         self.nodes.capacity() * std::mem::size_of::<Node>()
             + links
@@ -138,21 +122,39 @@ impl ZSet {
     }
 
     fn link(&self, node: u32, level: usize) -> Link {
-        self.nodes[node as usize].links[level]
+        let n = &self.nodes[node as usize];
+        if level == 0 { n.link0 } else { self.upper[n.at as usize + level - 1] }
     }
 
     fn link_mut(&mut self, node: u32, level: usize) -> &mut Link {
-        &mut self.nodes[node as usize].links[level]
+        let n = &mut self.nodes[node as usize];
+        if level == 0 { &mut n.link0 } else { &mut self.upper[n.at as usize + level - 1] }
+    }
+
+    /// The link at `level` >= 1 of the node whose upper links start at `at`.
+    #[inline]
+    fn upper_link(&self, at: u32, level: usize) -> Link {
+        self.upper[at as usize + level - 1]
+    }
+
+    /// A run of `height - 1` upper links for a new node.
+    fn alloc_upper(&mut self, height: usize) -> u32 {
+        if let Some(at) = self.free_upper[height - 1].pop() {
+            return at;
+        }
+        let at = self.upper.len() as u32;
+        self.upper.resize(self.upper.len() + height - 1, EMPTY);
+        at
     }
 
     /// For each level, the last node before (score, member) and its rank.
     fn path_to(&self, score: f64, member: &[u8]) -> ([u32; MAX_LEVEL], [u32; MAX_LEVEL]) {
         let (mut update, mut rank) = ([HEAD; MAX_LEVEL], [0u32; MAX_LEVEL]);
-        let mut x = HEAD;
+        let (mut x, mut at) = (HEAD, self.nodes[HEAD as usize].at);
         for i in (0..self.level).rev() {
             rank[i] = if i + 1 == self.level { 0 } else { rank[i + 1] };
             loop {
-                let l = self.link(x, i);
+                let l = if i == 0 { self.nodes[x as usize].link0 } else { self.upper_link(at, i) };
                 if l.next == NIL {
                     break;
                 }
@@ -160,7 +162,7 @@ impl ZSet {
                     break;
                 }
                 rank[i] += l.span;
-                x = l.next;
+                (x, at) = (l.next, l.next_at);
             }
             update[i] = x;
         }
@@ -170,18 +172,17 @@ impl ZSet {
     /// Sets `member`'s score; true if the member is new.
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
         debug_assert!(!score.is_nan());
-        let shared = match self.index.get_key_value(member) {
+        let (shared, added) = match self.index.get_key_value(member) {
             Some((m, &i)) => {
                 if self.nodes[i as usize].score == score {
                     return false;
                 }
                 let m = m.clone();
                 self.unlink(&m, self.nodes[i as usize].score);
-                m
+                (m, false)
             }
-            None => Arc::from(member),
+            None => (Arc::from(member), true),
         };
-        let added = !self.index.contains_key(member);
         let node = self.link_in(shared.clone(), score);
         self.index.insert(shared, node);
         added
@@ -199,7 +200,8 @@ impl ZSet {
             }
             self.level = lvl;
         }
-        let node = Node { score, member, prev: NIL, links: Links::new(lvl) };
+        let at = self.alloc_upper(lvl);
+        let node = Node { score, member, prev: NIL, at, height: lvl as u8, link0: EMPTY };
         let x = match self.free.pop() {
             Some(slot) => {
                 self.nodes[slot as usize] = node;
@@ -214,7 +216,7 @@ impl ZSet {
             let u = self.link(update[i], i);
             let gap = rank[0] - rank[i];
             *self.link_mut(x, i) = Link { span: u.span - gap, ..u };
-            *self.link_mut(update[i], i) = Link { next: x, span: gap + 1, next_score: score };
+            *self.link_mut(update[i], i) = Link { next: x, span: gap + 1, next_at: at, next_score: score };
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(lvl) {
             self.link_mut(u, i).span += 1;
@@ -251,7 +253,8 @@ impl ZSet {
         }
         // Drop the member reference now; the slot is reused later.
         self.nodes[x as usize].member = Arc::from(&[][..]);
-        self.nodes[x as usize].links = Links::new(0);
+        let n = &self.nodes[x as usize];
+        self.free_upper[n.height as usize - 1].push(n.at);
         self.free.push(x);
     }
 
@@ -378,7 +381,7 @@ impl<'a> Iterator for Iter<'a> {
             return None;
         }
         let n = &self.set.nodes[self.at as usize];
-        self.at = if self.rev { n.prev } else { n.links[0].next };
+        self.at = if self.rev { n.prev } else { n.link0.next };
         Some((&n.member, n.score))
     }
 }
@@ -387,6 +390,25 @@ impl<'a> Iterator for Iter<'a> {
 mod tests {
     use super::*;
     use std::collections::BTreeSet;
+
+    /// Every link's copy of its target's score and arena offset is current.
+    fn check_links(z: &ZSet) {
+        let mut live = vec![HEAD];
+        let mut x = z.link(HEAD, 0).next;
+        while x != NIL {
+            live.push(x);
+            x = z.link(x, 0).next;
+        }
+        for &n in &live {
+            for i in 0..z.nodes[n as usize].height as usize {
+                let l = z.link(n, i);
+                if l.next != NIL {
+                    let t = &z.nodes[l.next as usize];
+                    assert!(l.next_score == t.score && l.next_at == t.at, "stale link {n} level {i}");
+                }
+            }
+        }
+    }
 
     /// Checks every query against a sorted model after random operations.
     #[test]
@@ -407,6 +429,7 @@ mod tests {
                 assert_eq!(z.insert(&m, s), model.insert(m.clone(), s).is_none());
             }
             if step % 500 == 0 {
+                check_links(&z);
                 let sorted: BTreeSet<(u64, Vec<u8>)> = model.iter().map(|(m, s)| (*s as u64, m.clone())).collect();
                 let order: Vec<(Vec<u8>, f64)> = sorted.iter().map(|(s, m)| (m.clone(), *s as f64)).collect();
                 let got: Vec<(Vec<u8>, f64)> = z.iter().map(|(m, s)| (m.to_vec(), s)).collect();
