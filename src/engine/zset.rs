@@ -31,6 +31,11 @@ struct Link {
     next_score: f64,
 }
 
+/// The head's first height: enough for about 4^4 elements. A small set
+/// (a Celery chord's, say) does not pay for 32 levels of head links; the
+/// head moves to a full-height run when the list first grows taller.
+const HEAD_START: usize = 5;
+
 const EMPTY: Link = Link { next: NIL, span: 0, next_at: 0, next_score: 0.0 };
 const _: () = assert!(std::mem::size_of::<Node>() == 64);
 
@@ -77,11 +82,11 @@ fn before(sa: f64, ma: &[u8], sb: f64, mb: &[u8]) -> bool {
 
 impl ZSet {
     pub fn new() -> ZSet {
-        let head = Node { score: 0.0, member: Arc::from(&[][..]), prev: NIL, at: 0, height: MAX_LEVEL as u8, link0: EMPTY };
+        let head = Node { score: 0.0, member: Arc::from(&[][..]), prev: NIL, at: 0, height: HEAD_START as u8, link0: EMPTY };
         ZSet {
             nodes: vec![head],
             free: Vec::new(),
-            upper: vec![EMPTY; MAX_LEVEL - 1],
+            upper: vec![EMPTY; HEAD_START - 1],
             free_upper: vec![Vec::new(); MAX_LEVEL],
             index: HashMap::new(),
             level: 1,
@@ -135,6 +140,23 @@ impl ZSet {
     #[inline]
     fn upper_link(&self, at: u32, level: usize) -> Link {
         self.upper[at as usize + level - 1]
+    }
+
+    /// Gives the head at least `lvl` levels, moving its upper links to a
+    /// full-height run (nothing links to the head, so only it changes).
+    fn grow_head(&mut self, lvl: usize) {
+        let h = self.nodes[HEAD as usize].height as usize;
+        if lvl <= h {
+            return;
+        }
+        let old = self.nodes[HEAD as usize].at as usize;
+        let at = self.alloc_upper(MAX_LEVEL) as usize;
+        for i in 0..MAX_LEVEL - 1 {
+            self.upper[at + i] = if i < h - 1 { self.upper[old + i] } else { EMPTY };
+        }
+        self.free_upper[h - 1].push(old as u32);
+        let head = &mut self.nodes[HEAD as usize];
+        (head.at, head.height) = (at as u32, MAX_LEVEL as u8);
     }
 
     /// A run of `height - 1` upper links for a new node.
@@ -192,6 +214,7 @@ impl ZSet {
         let (mut update, mut rank) = self.path_to(score, &member);
         let lvl = self.random_level();
         if lvl > self.level {
+            self.grow_head(lvl);
             let len = self.len() as u32;
             for i in self.level..lvl {
                 rank[i] = 0;
@@ -456,6 +479,27 @@ mod tests {
         let n = z.len();
         assert_eq!(z.remove_range(1, 11), 10.min(n.saturating_sub(1)));
         assert_eq!(z.len(), n - 10.min(n.saturating_sub(1)));
+    }
+
+    /// A set tall enough to move the head to its full-height run, then
+    /// emptied and refilled, keeps exact ranks and links.
+    #[test]
+    fn grows_tall_and_empties() {
+        let mut z = ZSet::new();
+        for round in 0..2 {
+            for i in 0..40_000u64 {
+                z.insert(format!("m{i}").as_bytes(), ((i * 7919) % 40_000) as f64);
+            }
+            assert!(z.level > HEAD_START, "round {round}: level {}", z.level);
+            check_links(&z);
+            for i in (0..40_000u64).step_by(997) {
+                assert_eq!(z.rank(format!("m{i}").as_bytes()), Some(((i * 7919) % 40_000) as usize));
+            }
+            for i in (0..40_000u64).rev() {
+                assert!(z.remove(format!("m{i}").as_bytes()).is_some());
+            }
+            assert!(z.is_empty() && z.iter().next().is_none());
+        }
     }
 
     #[test]
