@@ -12,6 +12,8 @@
 #   DBKV_CELERY_TARGET   "redis" runs the same tests against redis-server
 #                        (appendonly, appendfsync always), to prove them
 #   DBKV_SKIP_CELERY=1   skip the suite (loudly)
+#   DBKV_CELERY_KEEP=1   keep the temp dir (server.log, worker.log, data) for
+#                        a post-mortem instead of removing it
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -87,7 +89,11 @@ cleanup() {
     echo "---- server log (last 30 lines) ----" >&2; tail -n 30 "$tmp/server.log" >&2 || true
     echo "---- worker log (last 60 lines) ----" >&2; tail -n 60 "$tmp/worker.log" >&2 || true
   fi
-  rm -rf "$tmp"
+  if [ "${DBKV_CELERY_KEEP:-}" = 1 ]; then
+    echo "== DBKV_CELERY_KEEP=1: logs and data left in $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
