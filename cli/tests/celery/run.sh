@@ -6,6 +6,10 @@
 # trap stops whatever the tests left running and removes the temp dir.
 #
 #   bash cli/tests/celery/run.sh [pytest args...]
+#   bash cli/tests/celery/run.sh --bench [bench_chord.py args...]
+#
+# --bench runs bench_chord.py instead (dbkv serve and redis-server, both
+# needed; not part of `make test`).
 #
 # Environment:
 #   DBKV_BIN             server binary (default target/release/dbkv)
@@ -20,7 +24,10 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 cd "$root"
 
-if [ "${DBKV_SKIP_CELERY:-}" = 1 ]; then
+bench=
+if [ "${1:-}" = --bench ]; then bench=1; shift; fi
+
+if [ -z "$bench" ] && [ "${DBKV_SKIP_CELERY:-}" = 1 ]; then
   echo "##############################################################"
   echo "## SKIPPED: Celery suite (DBKV_SKIP_CELERY=1): the Celery     ##"
   echo "## result backend on dbkv serve was NOT tested in this run.   ##"
@@ -29,6 +36,10 @@ if [ "${DBKV_SKIP_CELERY:-}" = 1 ]; then
 fi
 
 target=${DBKV_CELERY_TARGET:-dbkv}
+if [ -n "$bench" ]; then
+  command -v redis-server >/dev/null || { echo "celery/run.sh: --bench needs redis-server (apt-get install redis-server)" >&2; exit 1; }
+  target=dbkv
+fi
 case "$target" in
   dbkv)
     bin=${DBKV_BIN:-target/release/dbkv}
@@ -101,6 +112,11 @@ trap 'exit 143' TERM
 
 DBKV_CELERY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 export DBKV_CELERY_PORT
+
+if [ -n "$bench" ]; then
+  PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$here/bench_chord.py" "$@"
+  exit
+fi
 
 echo "== celery suite: target $target on 127.0.0.1:$DBKV_CELERY_PORT"
 start=$SECONDS
