@@ -7,15 +7,20 @@ concurrency 2) over kombu's filesystem:// broker, so the result backend is
 the only network service in play. The same tests run against redis-server
 with DBKV_CELERY_TARGET=redis, which is what keeps them honest.
 
-What each Celery operation sends (celery/backends/redis.py, 5.5):
+What each Celery operation sends (celery/backends/redis.py 5.5, and seen
+with MONITOR on redis-server; dbkv has no MONITOR):
   store a result     MULTI SETEX celery-task-meta-<id> <result_expires> ...
                      PUBLISH celery-task-meta-<id> ... EXEC
-  wait for a result  SUBSCRIBE celery-task-meta-<id>, GET / MGET
+  wait for a result  SUBSCRIBE / UNSUBSCRIBE celery-task-meta-<id>, GET
+                     (MGET for a group)
   forget             DEL celery-task-meta-<id>
+  chord size         MULTI SETEX celery-taskset-meta-<gid>.s ... PUBLISH EXEC
   chord part done    MULTI ZADD <gid>.j {part: group_index} ZCOUNT -inf +inf
                      (result_chord_ordered=False: RPUSH <gid>.j part, LLEN)
                      GET <gid>.t GET <gid>.s EXPIRE x3 EXEC
   chord complete     ZRANGE <gid>.j 0 -1 (LRANGE), then DEL .j .t .s
+  (and PING: redis_backend_health_check_interval)
+where <gid>.j is celery-taskset-meta-<gid>.j.
 """
 import gc
 import json
@@ -299,9 +304,24 @@ class TestCrash:
             tag = uuid.uuid4().hex
             res, ids = slow_chord(self.N, self.DELAY, tag)
             wait_for(lambda: done_count(rc, ids) >= 3, 30, "3 header tasks")
-            pids = w.pool_pids()
-            assert pids, "no pool processes"
-            os.kill(pids[0], 9)
+            log_start = os.path.getsize(WORKER_LOG)
+
+            def job_lost():
+                with open(WORKER_LOG, encoding="utf-8", errors="replace") as f:
+                    f.seek(log_start)
+                    return "WorkerLostError" in f.read()
+            # A pool process is idle only for a moment between tasks; if the
+            # one killed was, no job was lost: kill another.
+            for _ in range(3):
+                pids = w.pool_pids()
+                assert pids, "no pool processes"
+                os.kill(pids[0], 9)
+                try:
+                    wait_for(job_lost, 5, "WorkerLostError in the worker log")
+                    break
+                except AssertionError:
+                    pass
+            assert job_lost(), "no job was lost in three kills"
             self.wait_callback_once(res, tag, ids, rc)
         finally:
             w.stop()
