@@ -84,8 +84,16 @@ leads_group() {
   [ "$1" != Z ] && [ "$3" = "$leader" ]
 }
 
+child=
 cleanup() {
   local rc=$? pid
+  # pytest (or the bench) first, so that it starts nothing more.
+  if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
+    kill -TERM "$child" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$child" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$child" 2>/dev/null || true
+    wait "$child" 2>/dev/null || true
+  fi
   if [ -d "$tmp/pids" ]; then
     for f in "$tmp/pids"/*; do
       [ -e "$f" ] || continue
@@ -113,16 +121,23 @@ trap 'exit 143' TERM
 DBKV_CELERY_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
 export DBKV_CELERY_PORT
 
+# Each runs in the background and is waited for: bash runs a trap only
+# once the foreground command is done, `wait` it interrupts at once.
 if [ -n "$bench" ]; then
-  PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$here/bench_chord.py" "$@"
-  exit
+  PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" "$here/bench_chord.py" "$@" &
+  child=$!
+  rc=0; wait "$child" || rc=$?
+  child=
+  exit $rc
 fi
 
 echo "== celery suite: target $target on 127.0.0.1:$DBKV_CELERY_PORT"
 start=$SECONDS
 # No .pytest_cache or __pycache__ left in the source tree.
-rc=0
 PYTHONDONTWRITEBYTECODE=1 "$venv/bin/python" -m pytest -p no:cacheprovider -q \
-  --rootdir "$here" "$here/test_celery.py" "$@" || rc=$?
+  --rootdir "$here" "$here/test_celery.py" "$@" &
+child=$!
+rc=0; wait "$child" || rc=$?
+child=
 echo "== celery suite (target $target): $([ $rc -eq 0 ] && echo passed || echo FAILED) in $((SECONDS - start)) s"
 exit $rc
