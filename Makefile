@@ -1,6 +1,6 @@
 # dbkv: `make quickstart` builds the library and runs the C quick start;
 # `make test` runs every test suite (Rust, C, Go, Node, server, real
-# Redis clients). See README.md.
+# Redis clients, Celery). See README.md.
 
 RELEASE := target/release
 CC ?= cc
@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients header bench install clean
+.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients test-celery header bench install clean
 
 all: lib
 
@@ -23,7 +23,7 @@ quickstart: lib
 	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/quickstart.c -L$(RELEASE) -Wl,-rpath,$(CURDIR)/$(RELEASE) -ldbkv -o $(RELEASE)/quickstart
 	$(RELEASE)/quickstart
 
-test: lib test-rust test-go test-node test-clients
+test: lib test-rust test-go test-node test-clients test-celery
 	@echo "all suites passed"
 
 # Rust unit, property, crash, C-suite (driven from cargo test) and server
@@ -43,6 +43,13 @@ test-node: lib
 # `dbkv serve`; DBKV_CLIENTS_TARGET=redis runs them against redis-server.
 test-clients: lib
 	bash cli/tests/clients/run.sh
+
+# Celery's redis:// result backend on `dbkv serve`, with real prefork
+# workers, including kill -9 of a worker and of the server mid-chord.
+# DBKV_CELERY_TARGET=redis runs it against redis-server; DBKV_SKIP_CELERY=1
+# skips it. Benchmark (not run here): see cli/tests/celery/README-section.md.
+test-celery: lib
+	bash cli/tests/celery/run.sh
 
 header:
 	DBKV_BLESS=1 cargo test --release --test header
