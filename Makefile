@@ -47,7 +47,7 @@ test-clients: lib
 # Celery's redis:// result backend on `dbkv serve`, with real prefork
 # workers, including kill -9 of a worker and of the server mid-chord.
 # DBKV_CELERY_TARGET=redis runs it against redis-server; DBKV_SKIP_CELERY=1
-# skips it. Benchmark (not run here): see cli/tests/celery/README-section.md.
+# skips it. Benchmark (not run here): README.md, "Using dbkv as a Celery result backend".
 test-celery: lib
 	bash cli/tests/celery/run.sh
 
