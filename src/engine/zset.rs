@@ -161,6 +161,9 @@ impl ZSet {
 
     /// A run of `height - 1` upper links for a new node.
     fn alloc_upper(&mut self, height: usize) -> u32 {
+        if height == 1 {
+            return 0; // no upper links: `at` is never read
+        }
         if let Some(at) = self.free_upper[height - 1].pop() {
             return at;
         }
@@ -277,7 +280,9 @@ impl ZSet {
         // Drop the member reference now; the slot is reused later.
         self.nodes[x as usize].member = Arc::from(&[][..]);
         let n = &self.nodes[x as usize];
-        self.free_upper[n.height as usize - 1].push(n.at);
+        if n.height > 1 {
+            self.free_upper[n.height as usize - 1].push(n.at);
+        }
         self.free.push(x);
     }
 

@@ -158,6 +158,12 @@ def group_id_of(res):
 
 # --------------------------------------------------------------------------
 
+def chord_kind(rc, gid):
+    """The type of a running chord's .j key, once Celery has created it."""
+    key = chord_key(gid, ".j")
+    return wait_for(lambda: rc.type(key) if rc.exists(key) else None, 30, "the chord's .j key")
+
+
 @pytest.mark.usefixtures("ordered_worker")
 class TestResults:
     def test_add(self):
@@ -220,8 +226,7 @@ class TestChordOrdered:
         tag = uuid.uuid4().hex
         res, _ = slow_chord(20, 0.05, tag)
         gid = group_id_of(res)
-        kind = wait_for(lambda: rc.type(chord_key(gid, ".j")) if rc.exists(chord_key(gid, ".j")) else None,
-                        30, "the chord's .j key")
+        kind = chord_kind(rc, gid)
         assert kind == "zset"
         assert 0 < rc.ttl(chord_key(gid, ".j")) <= tasks.RESULT_EXPIRES
         assert rc.get(chord_key(gid, ".s")) == "20"
@@ -247,8 +252,7 @@ class TestChordList:
         tag = uuid.uuid4().hex
         res, _ = slow_chord(20, 0.05, tag)
         gid = group_id_of(res)
-        kind = wait_for(lambda: rc.type(chord_key(gid, ".j")) if rc.exists(chord_key(gid, ".j")) else None,
-                        30, "the chord's .j key")
+        kind = chord_kind(rc, gid)
         assert kind == "list"
         got = res.get(timeout=60)
         # Completion order, not header order, on this path.
