@@ -104,7 +104,8 @@ fn open_in_other_process(dir: &Path) -> i32 {
 ///
 /// * `open`: opens the directory and exits with `BUSY`, `OPENED` or `OTHER`;
 /// * `fork-and-die`: opens the directory, forks a child that sleeps for a
-///   minute, prints `pid <grandchild>` and exits without closing the handle
+///   minute, waits until that child runs, prints `pid <grandchild>` and
+///   exits without closing the handle
 ///   (a crash, as far as the directory is concerned).
 #[test]
 fn child_role() {
@@ -129,8 +130,15 @@ fn child_role() {
             let e = open(&dir).expect("holder open");
             e.set(b"k", b"v", 0).unwrap();
             e.sync().unwrap();
-            // SAFETY: the grandchild only calls close, sleep and _exit
-            // (async-signal-safe).
+            // The grandchild says when it runs: its atfork handler (which
+            // drops its copy of the lock) has run by then. Without this wait
+            // a loaded machine may not have scheduled it yet when the test
+            // reopens the directory.
+            let mut ready = [0 as libc::c_int; 2];
+            // SAFETY: pipe writes two descriptors into a live array.
+            assert_eq!(unsafe { libc::pipe(ready.as_mut_ptr()) }, 0, "pipe failed");
+            // SAFETY: the grandchild only calls close, write, sleep and
+            // _exit (async-signal-safe).
             let pid = unsafe { libc::fork() };
             assert!(pid >= 0, "fork failed");
             if pid == 0 {
@@ -139,10 +147,15 @@ fn child_role() {
                 unsafe {
                     libc::close(1);
                     libc::close(2);
+                    libc::write(ready[1], b"r".as_ptr().cast(), 1);
                     libc::sleep(60);
                     libc::_exit(0);
                 }
             }
+            let mut byte = 0u8;
+            // SAFETY: reading one byte into a live buffer.
+            let n = unsafe { libc::read(ready[0], (&mut byte as *mut u8).cast(), 1) };
+            assert_eq!(n, 1, "the grandchild never ran");
             // Straight to the descriptor: the test harness may capture
             // print!, and _exit flushes nothing.
             let line = format!("\npid {pid}\n");
