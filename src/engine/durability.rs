@@ -27,6 +27,7 @@ use super::entry::Value;
 use super::list::List;
 use super::zset::ZSet;
 use super::restore::Restore;
+use super::metrics::Stats;
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
 use crate::persistence::block;
@@ -49,24 +50,6 @@ const WRITE_EARLY_BYTES: usize = 256 << 10;
 /// back after the flush.
 const KEEP_BUFFER_BYTES: usize = 8 << 20;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Stats {
-    pub keys: u64,
-    pub wal_records: u64,
-    pub wal_bytes: u64,
-    pub fsyncs: u64,
-    pub durable_lsn: u64,
-    pub last_lsn: u64,
-    pub snapshots_taken: u64,
-    pub last_snapshot_duration_us: u64,
-    pub recovery_snapshot_loaded: bool,
-    pub recovery_snapshot_entries: u64,
-    pub recovery_wal_records: u64,
-    pub recovery_corrupt_records: u64,
-    pub recovery_bytes_dropped: u64,
-    pub recovery_duration_us: u64,
-    pub failed: bool,
-}
 
 /// Guarded by `Shared::queue`.
 struct Queue {
@@ -469,6 +452,7 @@ impl Durability {
             recovery_bytes_dropped: self.recovery.bytes_dropped,
             recovery_duration_us: self.recovery.duration_us,
             failed: sh.is_failed(),
+            ..Stats::default()
         }
     }
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::clock::Clock;
+use super::log::{Log, LogFn, LogLevel};
 pub use crate::persistence::RecoveryMode;
 use crate::persistence::vfs::Vfs;
 use crate::error::{Error, Result};
@@ -69,6 +70,15 @@ pub struct Options {
     /// The file layer; `None` is the operating system. Tests pass a
     /// `SimVfs` to inject faults and power loss.
     pub vfs: Option<Arc<dyn Vfs>>,
+    /// Where library events go (`None`: nowhere), and the least severe
+    /// level delivered.
+    pub logger: Option<LogFn>,
+    pub log_level: LogLevel,
+    /// Recover the data directory into memory without modifying any file
+    /// (damage is handled as `recovery_mode` says, in memory only), then
+    /// release it: the handle refuses writes. What `dbkv dump` and
+    /// `dbkv stats` read a directory with.
+    pub read_only: bool,
 }
 
 impl Default for Options {
@@ -90,6 +100,9 @@ impl Default for Options {
             expiry_sweep_interval_ms: 100,
             clock: Clock::System,
             vfs: None,
+            logger: None,
+            log_level: LogLevel::Info,
+            read_only: false,
         }
     }
 }
@@ -97,6 +110,11 @@ impl Default for Options {
 /// Setters validate one value each, so a bad value is refused at the call
 /// that named it and leaves the options unchanged.
 impl Options {
+    /// The logger events of a handle opened with these options go to.
+    pub fn log(&self) -> Log {
+        Log::new(self.logger.clone(), self.log_level)
+    }
+
     pub fn set_shards(&mut self, n: u32) -> Result<()> {
         if n == 0 || !n.is_power_of_two() || n > MAX_SHARDS {
             return Err(Error::InvalidArgument(format!("shards must be a power of two from 1 to {MAX_SHARDS}, got {n}")));
