@@ -27,7 +27,7 @@ pub use clock::Clock;
 pub use metrics::{OpKind, Stats, OP_KINDS};
 pub use entry::Value;
 pub use fence::FenceOutcome;
-pub use log::{Log, LogFn, LogLevel};
+pub use log::{Log, LogFn, LogLevel, Phase, Progress, ProgressFn};
 pub use options::{Options, RecoveryMode, SyncMode, HARD_MAX_VALUE_BYTES, MAX_KEY_BYTES};
 pub use scan::ScanIter;
 pub use txn::{Found, Scope, Txn, Watch};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::clock::Clock;
-use super::log::{Log, LogFn, LogLevel};
+use super::log::{Log, LogFn, LogLevel, ProgressFn};
 pub use crate::persistence::RecoveryMode;
 use crate::persistence::vfs::Vfs;
 use crate::error::{Error, Result};
@@ -79,6 +79,8 @@ pub struct Options {
     /// release it: the handle refuses writes. What `dbkv dump` and
     /// `dbkv stats` read a directory with.
     pub read_only: bool,
+    /// Told how recovery advances (for progress bars); `None`: not told.
+    pub progress: Option<ProgressFn>,
 }
 
 impl Default for Options {
@@ -103,6 +105,7 @@ impl Default for Options {
             logger: None,
             log_level: LogLevel::Info,
             read_only: false,
+            progress: None,
         }
     }
 }

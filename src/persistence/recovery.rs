@@ -585,3 +585,35 @@ struct Seg<'s> {
     stream: &'s [u8],
     first: u64,
 }
+
+/// What recovery does with one piece of damage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The file is truncated at the damage (a copy is kept as `<file>.dropped`).
+    Cut { bytes: u64 },
+    /// The whole file is renamed to `<file>.dropped`.
+    SetAside { bytes: u64 },
+    /// The damaged bytes are skipped; reading resumes after them.
+    Skip { bytes: u64 },
+    /// A leftover file (an unfinished snapshot, an empty newest segment) is removed.
+    Remove,
+    /// Nothing is lost: the damaged records are already in the snapshot.
+    Ignore,
+}
+
+/// One piece of damage (or leftover) recovery found, and what it does about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub file: PathBuf,
+    /// Byte offset in the file where the damage starts.
+    pub offset: u64,
+    pub reason: String,
+    pub action: Action,
+}
+
+/// What an open in one mode would do to a directory, without doing it.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub stats: RecoveryStats,
+    pub findings: Vec<Finding>,
+}
