@@ -109,7 +109,8 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<c_int, Error>) -> c_int {
         Ok(status) => status,
         Err(e) => {
             let status = status_of(&e);
-            set_last_error(e.to_string());
+            // The status names the kind; the message says the rest.
+            set_last_error(e.detail());
             status
         }
     }
