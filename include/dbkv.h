@@ -229,6 +229,13 @@ typedef struct dbkv dbkv;
 typedef struct dbkv_iter dbkv_iter;
 
 /**
+ * A bounded queue of log messages. Create with `dbkv_log_buffer_new`,
+ * attach with `dbkv_options_set_log_buffer`, read with
+ * `dbkv_log_buffer_pop`, free with `dbkv_log_buffer_free`. Thread-safe.
+ */
+typedef struct dbkv_log_buffer dbkv_log_buffer;
+
+/**
  * Options for `dbkv_open`. Create with `dbkv_options_new`, free with
  * `dbkv_options_free`. Not thread-safe: use one options object from one
  * thread at a time. A setter that rejects a value leaves the options as
@@ -677,6 +684,41 @@ int dbkv_iter_next(struct dbkv_iter *it, const uint8_t **key, size_t *klen, cons
  * Frees an iterator. NULL is a no-op.
  */
 void dbkv_iter_free(struct dbkv_iter *it);
+
+/**
+ * Creates a log buffer holding at most `capacity` messages (1 to
+ * 1,000,000). When it is full the oldest message is dropped, and the next
+ * pop reports how many were (as a `DBKV_LOG_WARN` message).
+ *
+ * @param[out] out_buf  receives the buffer; free it with `dbkv_log_buffer_free`.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (out_buf NULL, capacity out of range).
+ */
+int dbkv_log_buffer_new(size_t capacity, struct dbkv_log_buffer **out_buf);
+
+/**
+ * Frees a log buffer. NULL is a no-op. Handles opened with options that
+ * name it keep logging into their own reference, which nobody reads.
+ */
+void dbkv_log_buffer_free(struct dbkv_log_buffer *buf);
+
+/**
+ * Makes handles opened with `opts` log into `buf` (replacing any logger
+ * set with `dbkv_options_set_logger`); the minimum level is still set by
+ * `dbkv_options_set_log_level`. NULL `buf` switches logging off.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (opts NULL).
+ */
+int dbkv_options_set_log_buffer(struct dbkv_options *opts, const struct dbkv_log_buffer *buf);
+
+/**
+ * Takes the oldest message, waiting up to `timeout_ms` for one (0: do not
+ * wait). Safe to call from any thread, concurrently with logging.
+ *
+ * @param[out] out_level  receives its `DBKV_LOG_*` level.
+ * @param[out] out_msg  receives the NUL-terminated message; free it with `dbkv_free`.
+ * @return `DBKV_OK`; `DBKV_NOT_FOUND` (no message within the timeout;
+ *   outputs untouched); `DBKV_ERR_INVALID_ARGUMENT` (a NULL pointer).
+ */
+int dbkv_log_buffer_pop(const struct dbkv_log_buffer *buf, uint32_t timeout_ms, int *out_level, char **out_msg);
 
 /**
  * Creates an options object with every default (in-memory, 256 shards,

@@ -9,11 +9,13 @@
 mod db;
 mod fence;
 mod iter;
+mod log_buffer;
 mod options;
 
 pub use db::*;
 pub use fence::*;
 pub use iter::*;
+pub use log_buffer::*;
 pub use options::*;
 
 use std::cell::RefCell;

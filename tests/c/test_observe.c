@@ -278,10 +278,67 @@ static void test_actionable_open_errors(void) {
     rm_tree(dir);
 }
 
+/* The log buffer: what a damaged open cut, popped later on this thread. */
+static void test_log_buffer(void) {
+    char dir[512], segment[800], all[32768] = "";
+    dbkv_log_buffer *buf = NULL, *tiny = NULL;
+    dbkv_options *o = NULL;
+    dbkv *db = NULL;
+    char *msg = NULL;
+    int level = 0, rc, warned = 0;
+    make_dir(dir, sizeof dir);
+    REQUIRE(write_and_damage(dir, segment, sizeof segment));
+    EXPECT_RC(dbkv_log_buffer_new(0, &buf), DBKV_ERR_INVALID_ARGUMENT);
+    REQUIRE_OK(dbkv_log_buffer_new(64, &buf));
+    REQUIRE_OK(dbkv_options_new(&o));
+    EXPECT_OK(dbkv_options_set_data_dir(o, dir));
+    EXPECT_OK(dbkv_options_set_log_buffer(o, buf));
+    REQUIRE_OK(dbkv_open(o, &db));
+    EXPECT_OK(dbkv_close(db));
+    while ((rc = dbkv_log_buffer_pop(buf, 0, &level, &msg)) == DBKV_OK) {
+        if (level == DBKV_LOG_WARN && strstr(msg, "cut the last")) warned = 1;
+        strncat(all, msg, sizeof all - strlen(all) - 2);
+        strcat(all, "\n");
+        dbkv_free(msg);
+    }
+    EXPECT(rc == DBKV_NOT_FOUND);
+    if (!EXPECT(warned)) fprintf(stderr, "    messages:\n%s", all);
+    EXPECT(strstr(all, strrchr(segment, '/') + 1) != NULL);
+    /* Empty: NOT_FOUND after the timeout, outputs untouched. */
+    level = 77;
+    msg = (char *)&level;
+    EXPECT_RC(dbkv_log_buffer_pop(buf, 20, &level, &msg), DBKV_NOT_FOUND);
+    EXPECT(level == 77 && msg == (char *)&level);
+    EXPECT_RC(dbkv_log_buffer_pop(NULL, 0, &level, &msg), DBKV_ERR_INVALID_ARGUMENT);
+    EXPECT_RC(dbkv_log_buffer_pop(buf, 0, NULL, &msg), DBKV_ERR_INVALID_ARGUMENT);
+
+    /* A full buffer drops the oldest and says how many were dropped. */
+    REQUIRE_OK(dbkv_log_buffer_new(1, &tiny));
+    EXPECT_OK(dbkv_options_set_log_buffer(o, tiny));
+    EXPECT_OK(dbkv_options_set_log_level(o, DBKV_LOG_DEBUG));
+    REQUIRE_OK(dbkv_open(o, &db));
+    EXPECT_OK(dbkv_snapshot(db));
+    EXPECT_OK(dbkv_close(db));
+    REQUIRE_OK(dbkv_log_buffer_pop(tiny, 0, &level, &msg));
+    EXPECT(level == DBKV_LOG_WARN && strstr(msg, "dropped") != NULL);
+    dbkv_free(msg);
+    EXPECT_OK(dbkv_log_buffer_pop(tiny, 0, &level, &msg));
+    dbkv_free(msg);
+    /* Freeing the buffer while options still name it is safe. */
+    dbkv_log_buffer_free(tiny);
+    REQUIRE_OK(dbkv_open(o, &db));
+    EXPECT_OK(dbkv_close(db));
+    dbkv_log_buffer_free(buf);
+    dbkv_log_buffer_free(NULL);
+    dbkv_options_free(o);
+    rm_tree(dir);
+}
+
 int main(void) {
     RUN(test_damaged_open_logs_what_it_cut);
     RUN(test_log_level_and_null_logger);
     RUN(test_metrics);
     RUN(test_actionable_open_errors);
+    RUN(test_log_buffer);
     return tu_finish("test_observe");
 }
