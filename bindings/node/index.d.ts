@@ -7,6 +7,8 @@ export type Bytes = string | Uint8Array;
 export type SyncMode = 'interval' | 'always' | 'none';
 export type RecoveryMode = 'pointInTime' | 'absolute' | 'skipCorrupted';
 
+export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+
 export interface OpenOptions {
   /** Data directory (created if missing; its parent must exist). Omit for an in-memory database. */
   dir?: string;
@@ -28,6 +30,17 @@ export interface OpenOptions {
   snapshotKeep?: number;
   /** What recovery does with a damaged WAL (default 'pointInTime'). */
   recoveryMode?: RecoveryMode;
+  /**
+   * Receives libdbkv's log messages on the JS thread: the recovery summary
+   * of open() (delivered before open() returns), damage found and what was
+   * done with it ('warn'), snapshots written or failed, the failed state
+   * ('error'), WAL rotation and retention ('debug'). Messages from dbkv's
+   * background threads are queued and delivered from the event loop within
+   * about 100 ms, and the rest at close(). Omit to log nothing.
+   */
+  onLog?: (level: LogLevel, message: string) => void;
+  /** The least severe level delivered to onLog (default 'info'). */
+  logLevel?: LogLevel;
   /**
    * The libdbkv to load. Otherwise: env DBKV_LIB, then the repository's
    * target/release/libdbkv.so, then libdbkv.so.0 / libdbkv.so from the system loader path.
@@ -58,6 +71,32 @@ export interface Stats {
   recoveryCorruptRecords: number;
   recoveryBytesDropped: number;
   recoveryDurationUs: number;
+  /** Operations since open by kind: get/exists/ttl and each mget key; set/setnx/cas and each mset key; delete and each mdel key; incr/decr; expire/persist; lock/unlock/extendLock; fenced writes; scans started. */
+  opsRead: number;
+  opsWrite: number;
+  opsDelete: number;
+  opsIncr: number;
+  opsExpire: number;
+  opsLock: number;
+  opsTxn: number;
+  opsScan: number;
+  /** WAL segment files on disk, and segments started since open. */
+  walSegments: number;
+  walRotations: number;
+  /** fsync latency since open in µs: total, median, 99th percentile (log2-bucket upper bounds) and maximum. */
+  fsyncTotalUs: number;
+  fsyncP50Us: number;
+  fsyncP99Us: number;
+  fsyncMaxUs: number;
+  /** Failed snapshots, the size of the last one and when it completed (unix ms; 0 = none since open). */
+  snapshotFailures: number;
+  lastSnapshotBytes: number;
+  lastSnapshotUnixMs: number;
+  /** Expired keys removed by the background sweep. */
+  expiredReclaimed: number;
+  /** Writes that waited for a full WAL queue, and their total wait in µs. */
+  backpressureWaits: number;
+  backpressureWaitUs: number;
 }
 
 export type DbkvErrorCode =

@@ -15,6 +15,7 @@
 const native = require('./lib/native');
 const { validate, build } = require('./lib/options');
 const { DB } = require('./lib/db');
+const { LogPump } = require('./lib/log');
 const { DbkvError, fromStatus, CODES } = require('./lib/errors');
 
 /**
@@ -27,6 +28,7 @@ const dropped = new FinalizationRegistry((owner) => {
     const db = owner.db;
     owner.db = 0n;
     owner.api.close(db);
+    if (owner.logs) owner.logs.stop();
   }
 });
 
@@ -42,14 +44,29 @@ function open(options) {
   const copts = build(api, opts);
   const out = new BigUint64Array(1);
   let rc;
+  let logs = null;
   try {
+    if (opts.onLog !== undefined) {
+      logs = new LogPump(api, opts.onLog);
+      rc = logs.attach(copts, opts.logLevel || 'info');
+      if (rc !== 0) throw fromStatus(rc, 'open: option onLog', api.lastError());
+    }
     rc = api.open(copts, out);
+  } catch (e) {
+    if (logs) logs.stop();
+    throw e;
   } finally {
     // dbkv_open copies the options, so they can go right away.
     api.optionsFree(copts);
   }
-  if (rc !== 0) throw fromStatus(rc, 'open', api.lastError() || api.strerror(rc));
-  const owner = { api, db: out[0] };
+  if (rc !== 0) {
+    const err = fromStatus(rc, 'open', api.lastError() || api.strerror(rc));
+    // What recovery logged before it failed still reaches onLog.
+    if (logs) logs.stop();
+    throw err;
+  }
+  if (logs) logs.start();
+  const owner = { api, db: out[0], logs };
   const db = new DB(api, out[0], opts.dir, owner);
   dropped.register(db, owner);
   return db;

@@ -72,6 +72,26 @@ const STATS_FIELDS = [
   'recoveryCorruptRecords',
   'recoveryBytesDropped',
   'recoveryDurationUs',
+  'opsRead',
+  'opsWrite',
+  'opsDelete',
+  'opsIncr',
+  'opsExpire',
+  'opsLock',
+  'opsTxn',
+  'opsScan',
+  'walSegments',
+  'walRotations',
+  'fsyncTotalUs',
+  'fsyncP50Us',
+  'fsyncP99Us',
+  'fsyncMaxUs',
+  'snapshotFailures',
+  'lastSnapshotBytes',
+  'lastSnapshotUnixMs',
+  'expiredReclaimed',
+  'backpressureWaits',
+  'backpressureWaitUs',
 ];
 
 /**
@@ -160,6 +180,12 @@ class DB {
     this.#db = ptr;
     this.#dir = dir;
     this.#owner = owner;
+  }
+
+  /** Stops log delivery once the C handle is closed (delivering the rest). */
+  #stopLogs() {
+    if (this.#owner.logs) this.#owner.logs.stop();
+    this.#owner.logs = null;
   }
 
   /** The data directory, or undefined for an in-memory handle. */
@@ -706,6 +732,7 @@ class DB {
       return;
     }
     const rc = this.#api.close(db);
+    this.#stopLogs();
     if (rc !== OK) throw this.#fail(rc, 'close');
   }
 
@@ -713,6 +740,7 @@ class DB {
     const db = this.#closeWhenIdle;
     this.#closeWhenIdle = 0n;
     const rc = this.#api.close(db);
+    this.#stopLogs();
     if (rc !== OK) process.emitWarning(this.#fail(rc, 'close'));
   }
 

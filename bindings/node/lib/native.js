@@ -145,6 +145,13 @@ function declare(lib, file) {
     setSnapshotOps: f('int dbkv_options_set_snapshot_ops(dbkv_options *opts, uint64_t ops)'),
     setSnapshotKeep: f('int dbkv_options_set_snapshot_keep(dbkv_options *opts, uint32_t keep)'),
     setRecoveryMode: f('int dbkv_options_set_recovery_mode(dbkv_options *opts, int mode)'),
+    setLogBuffer: f('int dbkv_options_set_log_buffer(dbkv_options *opts, void *buf)'),
+    setLogLevel: f('int dbkv_options_set_log_level(dbkv_options *opts, int level)'),
+    logBufferNew: f('int dbkv_log_buffer_new(size_t capacity, void *out)'),
+    logBufferFree: f('void dbkv_log_buffer_free(void *buf)'),
+    logBufferPop: f('int dbkv_log_buffer_pop(void *buf, uint32_t timeout_ms, int *level, void *msg)'),
+    /** A NUL-terminated C string at `ptr`, as a JS string. */
+    decodeCString: (ptr) => koffi.decode(ptr, 'char', -1),
 
     open: f('int dbkv_open(dbkv_options *opts, void *out)'),
     close: f('int dbkv_close(void *db)'),
@@ -174,7 +181,7 @@ function declare(lib, file) {
     count: f('int dbkv_count(void *db, uint64_t *out)'),
     sync: f('int dbkv_sync(void *db)'),
     snapshot: f('int dbkv_snapshot(void *db)'),
-    // dbkv_statistics is passed as a BigUint64Array of its 16 uint64 fields.
+    // dbkv_statistics is passed as a BigUint64Array of its uint64 fields.
     stats: f('int dbkv_stats(void *db, void *out)'),
     scan: f('int dbkv_scan(void *db, void *prefix, size_t plen, void *out)'),
     iterNext: f('int dbkv_iter_next(dbkv_iter *it, void *key, size_t *klen, void *val, size_t *vlen)'),

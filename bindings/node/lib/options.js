@@ -18,7 +18,8 @@ const NUMERIC = {
   snapshotOps: ['setSnapshotOps', Number.MAX_SAFE_INTEGER],
   snapshotKeep: ['setSnapshotKeep', U32_MAX],
 };
-const KNOWN = new Set(['dir', 'sync', 'recoveryMode', 'libraryPath', ...Object.keys(NUMERIC)]);
+const LOG_LEVELS = ['error', 'warn', 'info', 'debug'];
+const KNOWN = new Set(['dir', 'sync', 'recoveryMode', 'libraryPath', 'onLog', 'logLevel', ...Object.keys(NUMERIC)]);
 
 /**
  * Checks the options in JS (unknown names, types, enum strings), so that a
@@ -34,7 +35,13 @@ function validate(options) {
   for (const name of Object.keys(options)) {
     if (!KNOWN.has(name)) throw invalid('open', `unknown option ${JSON.stringify(name)}`);
   }
-  const { dir, sync, recoveryMode } = options;
+  const { dir, sync, recoveryMode, onLog, logLevel } = options;
+  if (onLog !== undefined && typeof onLog !== 'function') {
+    throw new TypeError('open: option onLog must be a function (level, message) => void');
+  }
+  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) {
+    throw invalid('open', `option logLevel must be one of ${LOG_LEVELS.map((l) => `'${l}'`).join(', ')}, got ${JSON.stringify(logLevel)}`);
+  }
   if (dir !== undefined) {
     if (typeof dir !== 'string' || dir === '' || dir.includes('\0')) {
       throw invalid('open', 'option dir must be a non-empty path string');

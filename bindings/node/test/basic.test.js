@@ -226,7 +226,7 @@ test('count and stats', (t) => {
   for (const [name, value] of Object.entries(stats)) {
     assert.ok(typeof value === 'number' || typeof value === 'boolean', name);
   }
-  assert.equal(Object.keys(stats).length, 15);
+  assert.equal(Object.keys(stats).length, 35);
 });
 
 test('options are applied: shards, maxValueBytes', (t) => {

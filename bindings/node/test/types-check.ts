@@ -2,10 +2,12 @@
 // uses every method with the types a caller would, so a wrong or missing
 // declaration in index.d.ts fails the build. The @ts-expect-error lines
 // check that misuse is rejected too.
-import { open, version, DbkvError, DB, ERROR_CODES, type OpenOptions, type Stats } from 'dbkv';
+import { open, version, DbkvError, DB, ERROR_CODES, type OpenOptions, type Stats, type LogLevel } from 'dbkv';
 
 const options: OpenOptions = { dir: '/tmp/x', sync: 'always', shards: 16, recoveryMode: 'absolute' };
 void options;
+const logged: OpenOptions = { onLog: (level: LogLevel, message: string) => void `${level} ${message}`, logLevel: 'debug' };
+void logged;
 const db: DB = open();
 const v: string = version();
 
@@ -61,6 +63,8 @@ db[Symbol.dispose]();
 db.set(1, 'v');
 // @ts-expect-error: sync modes are strings from a fixed set
 open({ sync: 'sometimes' });
+// @ts-expect-error: log levels are strings from a fixed set
+open({ logLevel: 'verbose' });
 // @ts-expect-error: incrBig takes a bigint
 db.incrBig('c', 1);
 // @ts-expect-error: a fencing token is a bigint or a number, not a string
