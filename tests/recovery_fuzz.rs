@@ -464,17 +464,35 @@ enum Outcome {
     Opened { live: Dump, corrupt: u64, followup: Result<(u64, Dump), String> },
 }
 
+/// What `recovery::plan` and a read-only open say about `img`, checking
+/// that neither modified a byte.
+fn dry_runs(img: &Image, mode: RecoveryMode, clock_ms: u64) -> (Result<u64, String>, Result<Dump, String>) {
+    let plan_sim = sim_from(img);
+    let planned = dbkv::persistence::recovery::plan(&plan_sim, &db_dir(), mode).map(|p| p.stats.corrupt_records).map_err(|e| e.to_string());
+    assert!(image(&plan_sim) == *img, "recovery::plan ({mode:?}) modified the directory");
+    let ro_sim = sim_from(img);
+    let mut ro = opts(&ro_sim, mode, Clock::manual(clock_ms).0, SyncMode::None);
+    ro.read_only = true;
+    let read_only = Engine::open(ro).map(|e| dump(&e)).map_err(|e| e.to_string());
+    assert!(image(&ro_sim) == *img, "a read-only open ({mode:?}) modified the directory");
+    (planned, read_only)
+}
+
 fn open_and_check(img: Image, mode: RecoveryMode, clock_ms: u64) -> Outcome {
+    let (planned, read_only) = dry_runs(&img, mode, clock_ms);
     let sim = sim_from(&img);
     let o = opts(&sim, mode, Clock::manual(clock_ms).0, SyncMode::None);
     match Engine::open(o.clone()) {
         Err(err) => {
             let after = image(&sim);
+            assert!(planned.is_err() && read_only.is_err(), "the open ({mode:?}) refused ({err}) but plan said {planned:?}, read-only {:?}", read_only.as_ref().map(|d| d.len()));
             Outcome::Refused { err: err.to_string(), modified: after != img }
         }
         Ok(e) => {
             let live = dump(&e);
             let corrupt = e.stats().recovery_corrupt_records;
+            assert_eq!(planned, Ok(corrupt), "plan ({mode:?}) disagrees with the open on the damage found");
+            assert!(read_only.as_ref() == Ok(&live), "a read-only open ({mode:?}) recovered a different state");
             let closed = e.close();
             let followup = match closed {
                 Err(err) => Err(format!("close failed: {err}")),
