@@ -154,8 +154,9 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, run: Run<'_>, sink: &mut dyn Sink) -> 
     }
 
     let mut stats = RecoveryStats::default();
-    let mut found = Found { repairs: &mut repairs, findings: &mut findings };
-    let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &mut stats, &mut found, progress)?;
+    let mut found = Found { repairs: &mut repairs, findings: &mut findings, progress };
+    let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &mut stats, &mut found)?;
+    let progress = found.progress;
     let have_snapshot = chosen.is_some();
     let chosen = chosen.unwrap_or(Chosen { cut: 0, token: 0, resume: None, resume_check: 0 });
     let cut = chosen.cut;
@@ -284,15 +285,14 @@ fn choose_snapshot(
     sink: &mut dyn Sink,
     snapshots: &[u64],
     stats: &mut RecoveryStats,
-    found: &mut Found<'_>,
-    progress: &mut dyn FnMut(Progress),
+    found: &mut Found<'_, '_>,
 ) -> Result<Option<Chosen>> {
     for &snap in snapshots {
         let name = snapshot::snapshot_name(snap);
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
         sink.reserve(snapshot::entry_count_hint(&image));
-        let loaded = load_entries(&name, &image, sink, progress).and_then(|l| {
+        let loaded = load_entries(&name, &image, sink, &mut *found.progress).and_then(|l| {
             if l.cut.cut_lsn == snap {
                 Ok(l)
             } else {
@@ -351,10 +351,12 @@ fn load_entries(name: &str, image: &[u8], sink: &mut dyn Sink, progress: &mut dy
     loaded
 }
 
-/// Where recovery collects the repairs it will make and what it reports.
-struct Found<'a> {
+/// Where recovery collects the repairs it will make and what it reports,
+/// and whom it tells how far it has got.
+struct Found<'a, 'p> {
     repairs: &'a mut Vec<Repair>,
     findings: &'a mut Vec<Finding>,
+    progress: &'p mut dyn FnMut(Progress),
 }
 
 /// Applies the snapshot's tail records (verified by `snapshot::load`).

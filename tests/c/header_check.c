@@ -33,6 +33,9 @@ int main(void) {
         (any_fn)&dbkv_options_set_sync_interval_ms, (any_fn)&dbkv_options_set_wal_segment_bytes,
         (any_fn)&dbkv_options_set_snapshot_interval_secs, (any_fn)&dbkv_options_set_snapshot_ops,
         (any_fn)&dbkv_options_set_snapshot_keep, (any_fn)&dbkv_options_set_recovery_mode,
+        (any_fn)&dbkv_options_set_logger, (any_fn)&dbkv_options_set_log_level,
+        (any_fn)&dbkv_options_set_log_buffer, (any_fn)&dbkv_log_buffer_new,
+        (any_fn)&dbkv_log_buffer_free, (any_fn)&dbkv_log_buffer_pop,
     };
     /* The constants are usable in constant expressions of the right types. */
     static const int codes[] = {DBKV_OK, DBKV_NOT_FOUND, DBKV_EXISTS, DBKV_LOCKED, DBKV_NOT_OWNER,
@@ -43,7 +46,9 @@ int main(void) {
                                 DBKV_ERR_WRONG_TYPE, DBKV_SYNC_NONE, DBKV_SYNC_INTERVAL, DBKV_SYNC_ALWAYS,
                                 DBKV_RECOVERY_POINT_IN_TIME, DBKV_RECOVERY_ABSOLUTE,
                                 DBKV_RECOVERY_SKIP_CORRUPTED, DBKV_VERSION_MAJOR, DBKV_VERSION_MINOR,
-                                DBKV_VERSION_PATCH};
+                                DBKV_VERSION_PATCH, DBKV_LOG_ERROR, DBKV_LOG_WARN, DBKV_LOG_INFO,
+                                DBKV_LOG_DEBUG};
+    dbkv_log_fn log_cb = NULL;
     char key[DBKV_MAX_KEY_BYTES];
     unsigned long cap = DBKV_MAX_VALUE_BYTES_CAP;
     struct dbkv_statistics st;
@@ -61,9 +66,9 @@ int main(void) {
     if (dbkv_set(db, (const uint8_t *)key, 1, NULL, 0, 0) != DBKV_OK) return 3;
     if (dbkv_stats(db, stp) != DBKV_OK || st.keys != 1) return 4;
     if (dbkv_close(db) != DBKV_OK) return 5;
-    /* 16 uint64_t fields, no padding: the layout C callers rely on. */
-    if (sizeof(dbkv_statistics) != 16 * sizeof(uint64_t)) return 6;
-    if (cap != 1073741824UL || sizeof codes / sizeof codes[0] != 27) return 7;
+    /* 36 uint64_t fields, no padding: the layout C callers rely on. */
+    if (sizeof(dbkv_statistics) != 36 * sizeof(uint64_t)) return 6;
+    if (cap != 1073741824UL || sizeof codes / sizeof codes[0] != 31 || log_cb != NULL) return 7;
     printf("header ok, dbkv %s\n", dbkv_version());
     return 0;
 }
