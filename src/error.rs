@@ -27,6 +27,15 @@ impl Error {
     pub fn io(context: &str, err: &std::io::Error) -> Error {
         Error::Io(format!("{context}: {err}"))
     }
+
+    /// The message without the kind's name in front: for surfaces that
+    /// report the kind separately (a C status, a Go sentinel error).
+    pub fn detail(&self) -> String {
+        match self {
+            Error::InvalidArgument(m) | Error::TooLarge(m) | Error::Io(m) | Error::Corruption(m) | Error::Busy(m) | Error::Failed(m) | Error::Internal(m) => m.clone(),
+            other => other.to_string(),
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -20,19 +20,21 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod opening;
+pub(super) use opening::recover_read_only;
 mod snapshotter;
 
 use snapshotter::{snapshot_loop, SnapshotPolicy};
 use super::entry::Value;
 use super::list::List;
 use super::zset::ZSet;
-use super::restore::Restore;
-use super::metrics::Stats;
+use super::log::Log;
+use super::metrics::{DurabilityCounters, Stats};
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
 use crate::persistence::block;
 use crate::persistence::record::{prefix_word, record_starts, seal_all, Record, RECORD_PREFIX};
-use crate::persistence::recovery::{self, RecoveryStats};
+use crate::persistence::recovery::RecoveryStats;
 use crate::persistence::snapshot::{self, encode_entry, SnapshotCut, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
 use crate::persistence::snapshot_coll::{encode_list_chunk, encode_zset_chunk, lock_value, CHUNK_ELEMS, KIND_LIST, KIND_LIST_MORE, KIND_LOCK, KIND_ZSET, KIND_ZSET_MORE};
 use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
@@ -92,6 +94,8 @@ struct Shared {
     /// and the last fsync's duration: what a leader waits for, and how long.
     group_peak: AtomicU64,
     fsync_ns: AtomicU64,
+    counters: DurabilityCounters,
+    log: Log,
     vfs: Arc<dyn Vfs>,
     dir: PathBuf,
     sync_mode: SyncMode,
@@ -116,11 +120,22 @@ impl Shared {
     /// error. Nothing is retried (an fsync that failed may have dropped
     /// dirty pages; retrying it could report success for lost data).
     fn fail(&self, what: String) {
-        relock(&self.failure).get_or_insert(what);
+        let first = {
+            let mut f = relock(&self.failure);
+            let first = f.is_none();
+            f.get_or_insert_with(|| what.clone());
+            first
+        };
         self.failed.store(true, Ordering::SeqCst);
-        let _q = self.queue();
-        self.durable.notify_all();
-        self.space.notify_all();
+        {
+            let _q = self.queue();
+            self.durable.notify_all();
+            self.space.notify_all();
+        }
+        if first {
+            // No lock is held here: the logger may call back into the engine.
+            self.log.error(|| format!("{}: the handle failed and accepts no more writes or reads ({what}); reopen the directory to recover its durable state", self.dir.display()));
+        }
     }
 
     fn is_failed(&self) -> bool {
@@ -303,16 +318,10 @@ impl Durability {
     pub fn open(opts: &Options, inner: &Arc<Inner>) -> Result<Durability> {
         let dir = opts.data_dir.clone().expect("durability needs a data dir");
         let vfs: Arc<dyn Vfs> = opts.vfs.clone().unwrap_or_else(|| Arc::new(OsVfs));
-        vfs.create_dir(&dir).map_err(|e| Error::io(&format!("create data directory {}", dir.display()), &e))?;
-        let lock = vfs
-            .lock_dir(&dir)
-            .map_err(|e| Error::io(&format!("lock {}", dir.join("LOCK").display()), &e))?
-            .ok_or_else(|| Error::Busy(format!("data directory {} is already open (its LOCK is held by this or another process)", dir.display())))?;
-
-        let mut restore = Restore::new(inner);
-        let recovered = recovery::recover(&*vfs, &dir, opts.recovery_mode, &mut restore)?;
-        super::restore::shrink_tables(inner);
-        inner.last_token.store(recovered.max_token, Ordering::Relaxed);
+        opening::create_dir(&*vfs, &dir)?;
+        let lock = opening::lock_dir(&*vfs, &dir)?;
+        let log = opts.log();
+        let recovered = opening::recover_into(opts, inner, &*vfs, &dir, true)?;
 
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
@@ -340,6 +349,8 @@ impl Durability {
             segments: Mutex::new(recovered.segments.clone()),
             group_peak: AtomicU64::new(1),
             fsync_ns: AtomicU64::new(0),
+            counters: DurabilityCounters::default(),
+            log,
             resume_at: Mutex::new(None),
             io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), mark: None, capture: None, last_prefix: 0, unsynced: false }),
             vfs,
@@ -436,7 +447,7 @@ impl Durability {
             let q = sh.queue();
             (q.records, q.next_lsn - 1)
         };
-        Stats {
+        let mut st = Stats {
             keys: 0,
             wal_records: records,
             wal_bytes: sh.wal_bytes.load(Ordering::Relaxed),
@@ -452,8 +463,11 @@ impl Durability {
             recovery_bytes_dropped: self.recovery.bytes_dropped,
             recovery_duration_us: self.recovery.duration_us,
             failed: sh.is_failed(),
+            wal_segments: relock(&sh.segments).len() as u64,
             ..Stats::default()
-        }
+        };
+        sh.counters.fill(&mut st);
+        st
     }
 
     /// Stops the snapshot thread, drains and fsyncs the WAL, stops the
@@ -499,13 +513,18 @@ impl Drop for Durability {
 /// with the record's shard lock(s) held, so queue order is apply order.
 fn append(sh: &Shared, rec: &Record<'_>) -> Result<u64> {
     let mut q = sh.queue();
-    while q.buf.len() >= MAX_QUEUED_BYTES {
-        if sh.is_failed() {
-            return Err(sh.failure());
+    if q.buf.len() >= MAX_QUEUED_BYTES {
+        let started = Instant::now();
+        while q.buf.len() >= MAX_QUEUED_BYTES {
+            if sh.is_failed() {
+                return Err(sh.failure());
+            }
+            q.space_waiters += 1;
+            q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.space_waiters -= 1;
         }
-        q.space_waiters += 1;
-        q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
-        q.space_waiters -= 1;
+        sh.counters.backpressure_waits.fetch_add(1, Ordering::Relaxed);
+        sh.counters.backpressure_wait_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     }
     if sh.is_failed() {
         return Err(sh.failure());
@@ -602,7 +621,9 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
     if io.unsynced && (sync || rotate) {
         let started = Instant::now();
         seg.file.sync().map_err(|e| Error::io("fsync WAL segment", &e))?;
-        sh.fsync_ns.store(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        let took = started.elapsed();
+        sh.fsync_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
+        sh.counters.fsync_latency.record(took.as_micros() as u64);
         sh.fsyncs.fetch_add(1, Ordering::Relaxed);
         io.unsynced = false;
     }
@@ -612,8 +633,11 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
         sh.durable_lsn.fetch_max(last_lsn, Ordering::AcqRel);
     }
     if rotate {
+        let (full, size) = (seg.first_lsn, seg.size);
         io.segment = Some(create_segment(sh, last_lsn + 1)?);
         io.last_prefix = 0;
+        sh.counters.rotations.fetch_add(1, Ordering::Relaxed);
+        sh.log.debug(|| format!("{}: WAL segment {} is full ({size} bytes); continuing in {}", sh.dir.display(), segment_name(full), segment_name(last_lsn + 1)));
     }
     Ok(())
 }

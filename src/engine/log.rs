@@ -96,31 +96,7 @@ impl fmt::Debug for Log {
     }
 }
 
-/// What a long piece of work (recovery in `open`) is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// Reading and verifying the snapshot, and loading its entries.
-    LoadSnapshot,
-    /// Replaying WAL segments.
-    ReplayWal,
-}
-
-impl Phase {
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::LoadSnapshot => "loading snapshot",
-            Phase::ReplayWal => "replaying WAL",
-        }
-    }
-}
-
-/// Progress of one phase, in bytes of files read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Progress {
-    pub phase: Phase,
-    pub done: u64,
-    pub total: u64,
-}
+pub use crate::persistence::recovery::{Phase, Progress};
 
 /// Called from the opening thread as recovery advances (a few times per
 /// second at most, and once at the end of each phase).

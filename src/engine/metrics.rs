@@ -130,6 +130,34 @@ impl Histogram {
     }
 }
 
+/// What the durability threads count beyond `Stats`'s older fields.
+#[derive(Default)]
+pub struct DurabilityCounters {
+    pub fsync_latency: Histogram,
+    pub rotations: AtomicU64,
+    pub snapshot_failures: AtomicU64,
+    pub last_snapshot_bytes: AtomicU64,
+    pub last_snapshot_unix_ms: AtomicU64,
+    pub backpressure_waits: AtomicU64,
+    pub backpressure_wait_us: AtomicU64,
+}
+
+impl DurabilityCounters {
+    pub fn fill(&self, st: &mut Stats) {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        st.fsync_total_us = self.fsync_latency.total();
+        st.fsync_p50_us = self.fsync_latency.quantile(0.5);
+        st.fsync_p99_us = self.fsync_latency.quantile(0.99);
+        st.fsync_max_us = self.fsync_latency.max();
+        st.wal_rotations = get(&self.rotations);
+        st.snapshot_failures = get(&self.snapshot_failures);
+        st.last_snapshot_bytes = get(&self.last_snapshot_bytes);
+        st.last_snapshot_unix_ms = get(&self.last_snapshot_unix_ms);
+        st.backpressure_waits = get(&self.backpressure_waits);
+        st.backpressure_wait_us = get(&self.backpressure_wait_us);
+    }
+}
+
 /// Operation counters, one set per shard so concurrent threads rarely
 /// share a cache line (each sits beside its shard's lock).
 #[derive(Default)]

@@ -84,6 +84,9 @@ pub struct Engine {
     inner: Arc<Inner>,
     sweeper: Option<expiry::Sweeper>,
     durability: Option<Durability>,
+    /// Set when opened with `Options::read_only`: what recovery found. The
+    /// handle then refuses every write.
+    read_only: Option<crate::persistence::recovery::RecoveryStats>,
 }
 
 impl Inner {
@@ -130,13 +133,21 @@ impl Engine {
     pub fn open(opts: Options) -> Result<Engine> {
         validate(&opts)?;
         let inner = Arc::new(Inner::new(&opts, hash::random_seed()));
+        if opts.read_only {
+            if opts.data_dir.is_none() {
+                return Err(Error::InvalidArgument("read_only needs a data directory to read".into()));
+            }
+            let recovered = durability::recover_read_only(&opts, &inner)?;
+            // No sweeper: expired entries stay hidden but are not removed.
+            return Ok(Engine { inner, sweeper: None, durability: None, read_only: Some(recovered) });
+        }
         let durability = match &opts.data_dir {
             Some(_) => Some(Durability::open(&opts, &inner)?),
             None => None,
         };
         let log = durability.as_ref().map(|d| d.appender());
         let sweeper = expiry::Sweeper::start(Arc::downgrade(&inner), opts.expiry_sweep_interval_ms, log);
-        Ok(Engine { inner, sweeper: Some(sweeper), durability })
+        Ok(Engine { inner, sweeper: Some(sweeper), durability, read_only: None })
     }
 
     /// Drains and fsyncs the WAL, stops background threads, releases the
@@ -189,6 +200,9 @@ impl Engine {
     }
 
     fn check_writable(&self) -> Result<()> {
+        if self.read_only.is_some() {
+            return Err(read_only_error());
+        }
         match &self.durability {
             Some(d) => d.check_writable(),
             None => Ok(()),
@@ -590,6 +604,14 @@ impl Engine {
             Some(d) => d.stats(),
             None => Stats::default(),
         };
+        if let Some(r) = &self.read_only {
+            st.recovery_snapshot_loaded = r.snapshot_loaded;
+            st.recovery_snapshot_entries = r.snapshot_entries;
+            st.recovery_wal_records = r.wal_records;
+            st.recovery_corrupt_records = r.corrupt_records;
+            st.recovery_bytes_dropped = r.bytes_dropped;
+            st.recovery_duration_us = r.duration_us;
+        }
         st.keys = self.count();
         st
     }
@@ -604,6 +626,10 @@ impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+fn read_only_error() -> Error {
+    Error::InvalidArgument("the handle was opened read-only (Options::read_only) and refuses writes; open the directory normally to write".into())
 }
 
 /// One mset or mdel is one WAL record; its size is bounded like a value's.

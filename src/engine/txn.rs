@@ -283,6 +283,9 @@ impl Engine {
     /// once the writes are as durable as the sync mode promises.
     pub fn transact<R>(&self, scope: Scope<'_>, f: impl FnOnce(&mut Txn<'_>) -> R) -> Result<R> {
         self.check_usable()?;
+        // A transaction may write; a read-only handle reads with
+        // `visit_shard` and `get_entry` instead.
+        self.check_writable()?;
         let (idx, all) = match scope {
             Scope::Keys(keys) => {
                 for k in keys {

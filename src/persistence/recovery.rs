@@ -71,6 +71,19 @@ pub struct Recovered {
     /// so the next open, in any mode, starts from that snapshot and never
     /// meets this damage again.
     pub repaired: bool,
+    /// Every piece of damage or leftover found, with what was (or, when
+    /// not applying, would be) done with it.
+    pub findings: Vec<Finding>,
+}
+
+/// How one recovery runs.
+pub struct Run<'a> {
+    pub mode: RecoveryMode,
+    /// Make the repairs (an open). False: decide them and report them in
+    /// `Recovered::findings`, but modify no file (`plan`, read-only opens).
+    pub apply: bool,
+    /// Told how far reading has got.
+    pub progress: &'a mut dyn FnMut(Progress),
 }
 
 /// A change to make once recovery has read everything.
@@ -98,7 +111,27 @@ const BATCH: usize = 1 << 16;
 /// The temp file a snapshot is written to before its rename.
 pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
 
-pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sink) -> Result<Recovered> {
+/// What an open in `mode` would do to `dir`, modifying nothing: every
+/// entry and record is read and checked as an open would, then dropped.
+/// `Absolute` returns its refusal as the error an open would return.
+pub fn plan(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode) -> Result<Plan> {
+    let r = recover(vfs, dir, Run { mode, apply: false, progress: &mut |_| {} }, &mut Discard)?;
+    Ok(Plan { stats: r.stats, findings: r.findings })
+}
+
+/// A sink that keeps nothing (for `plan`).
+struct Discard;
+
+impl Sink for Discard {
+    fn entries(&mut self, _: &[SnapEntry<'_>]) {}
+    fn snapshot_loaded(&mut self, _: &SnapshotMeta, _: &[u64]) {}
+    fn reset(&mut self) {}
+    fn records(&mut self, _: &[(u64, RecordView<'_>)]) {}
+    fn reserve(&mut self, _: u64) {}
+}
+
+pub fn recover(vfs: &dyn Vfs, dir: &Path, run: Run<'_>, sink: &mut dyn Sink) -> Result<Recovered> {
+    let Run { mode, apply, progress } = run;
     let started = Instant::now();
     let names = vfs.list(dir).map_err(|e| io_err("list", dir, e))?;
     let mut segments: Vec<u64> = names.iter().filter_map(|n| parse_segment_name(n)).collect();
@@ -106,44 +139,57 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode, sink: &mut dyn Sin
     let mut snapshots: Vec<u64> = names.iter().filter_map(|n| parse_snapshot_name(n)).collect();
     snapshots.sort_unstable_by(|a, b| b.cmp(a));
     refuse_unknown_versions(vfs, dir, &segments, &snapshots)?;
-    let mut repairs: Vec<Repair> = names.iter().filter(|n| *n == SNAPSHOT_TMP).map(|n| Repair::Remove(dir.join(n))).collect();
+    let mut repairs: Vec<Repair> = Vec::new();
+    let mut findings: Vec<Finding> = Vec::new();
+    if names.iter().any(|n| n == SNAPSHOT_TMP) {
+        let file = dir.join(SNAPSHOT_TMP);
+        findings.push(Finding { file: file.clone(), offset: 0, reason: "an unfinished snapshot (the process stopped while writing it)".into(), action: Action::Remove });
+        repairs.push(Repair::Remove(file));
+    }
     if let Some(leftover) = empty_newest_segment(vfs, dir, &segments)? {
-        repairs.push(Repair::Remove(dir.join(wal::segment_name(leftover))));
+        let file = dir.join(wal::segment_name(leftover));
+        findings.push(Finding { file: file.clone(), offset: 0, reason: "the newest segment has no header yet (the process stopped right after creating it); it holds no record".into(), action: Action::Remove });
+        repairs.push(Repair::Remove(file));
         segments.pop();
     }
 
     let mut stats = RecoveryStats::default();
-    let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &mut stats, &mut repairs)?;
+    let mut found = Found { repairs: &mut repairs, findings: &mut findings };
+    let chosen = choose_snapshot(vfs, dir, mode, sink, &snapshots, &mut stats, &mut found, progress)?;
     let have_snapshot = chosen.is_some();
     let chosen = chosen.unwrap_or(Chosen { cut: 0, token: 0, resume: None, resume_check: 0 });
     let cut = chosen.cut;
     check_reachable(dir, &snapshots, have_snapshot, cut, &segments)?;
 
-    let mut replay = Replay::new(vfs, dir, mode, sink, &chosen);
+    let mut replay = Replay::new(vfs, dir, mode, sink, &chosen, progress);
     let kept = replay.segments(&segments)?;
     let wal_end = replay.last_lsn.max(kept.last().map_or(0, |f| f - 1));
     if mode == RecoveryMode::Absolute && !replay.resume_found {
         let (seg, offset) = chosen.resume.unwrap_or_default();
         return Err(Error::Corruption(format!(
-            "snapshot {} holds the state after LSN {cut}, but the WAL that follows it is missing: {} is absent or shorter than offset {offset} of its record stream (refusing to open, nothing modified)",
+            "snapshot {} holds the state after LSN {cut}, but the WAL that follows it is missing: {} is absent or shorter than offset {offset} of its record stream. Recovery mode ABSOLUTE refuses to open and modified nothing; reopen with recovery_mode=POINT_IN_TIME to open from the snapshot and what follows it, or run `dbkv check --repair {}`",
             snapshot::snapshot_name(cut),
-            dir.join(wal::segment_name(seg)).display()
+            dir.join(wal::segment_name(seg)).display(),
+            dir.display()
         )));
     }
     let (max_seen, max_token, repaired) = (replay.max_lsn_seen, replay.max_token, replay.repaired);
     let replay_stats = replay.stats;
     merge(&mut stats, &replay_stats);
     repairs.extend(replay.repairs);
+    findings.extend(replay.findings);
     let repaired = repaired || repairs.iter().any(|r| matches!(r, Repair::SetAside(_)));
 
     // Tokens granted by records that damage made unreadable are unknown,
     // but each took one Lock record: skip past as many as the lost bytes
     // could have held, so no token is ever handed out twice.
     let max_token = if stats.corrupt_records > 0 { max_token + stats.bytes_dropped / MIN_LOCK_RECORD + 1 } else { max_token };
-    apply_repairs(vfs, dir, &repairs)?;
+    if apply {
+        apply_repairs(vfs, dir, &repairs)?;
+    }
     stats.duration_us = started.elapsed().as_micros() as u64;
     let next_lsn = wal_end.max(cut).max(max_seen) + 1;
-    Ok(Recovered { stats, next_lsn, max_token, segments: kept, repaired })
+    Ok(Recovered { stats, next_lsn, max_token, segments: kept, repaired, findings })
 }
 
 fn merge(into: &mut RecoveryStats, from: &RecoveryStats) {
@@ -238,14 +284,15 @@ fn choose_snapshot(
     sink: &mut dyn Sink,
     snapshots: &[u64],
     stats: &mut RecoveryStats,
-    repairs: &mut Vec<Repair>,
+    found: &mut Found<'_>,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<Option<Chosen>> {
     for &snap in snapshots {
         let name = snapshot::snapshot_name(snap);
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
         sink.reserve(snapshot::entry_count_hint(&image));
-        let loaded = load_entries(&name, &image, sink).and_then(|l| {
+        let loaded = load_entries(&name, &image, sink, progress).and_then(|l| {
             if l.cut.cut_lsn == snap {
                 Ok(l)
             } else {
@@ -262,31 +309,52 @@ fn choose_snapshot(
                 let resume = Some((c.resume_segment, usize::try_from(c.resume_offset).unwrap_or(usize::MAX)));
                 return Ok(Some(Chosen { cut: c.cut_lsn, token: c.token_hwm, resume, resume_check: c.resume_check }));
             }
-            Err(e) if mode == RecoveryMode::Absolute => return Err(e),
-            Err(_) => {
+            Err(e) if mode == RecoveryMode::Absolute => {
+                return Err(Error::Corruption(format!(
+                    "{} (in data directory {}). Recovery mode ABSOLUTE refuses to open and modified nothing; reopen with recovery_mode=POINT_IN_TIME to set {name} aside and open from the previous snapshot and the WAL, or run `dbkv check --repair {}`",
+                    e.detail(),
+                    dir.display(),
+                    dir.display()
+                )))
+            }
+            Err(e) => {
                 // Fall back to the previous snapshot; set this one aside so
                 // it is not picked again.
                 sink.reset();
                 stats.corrupt_records += 1;
                 stats.bytes_dropped += image.len() as u64;
-                repairs.push(Repair::SetAside(path));
+                found.findings.push(Finding { file: path.clone(), offset: 0, reason: e.detail(), action: Action::SetAside { bytes: image.len() as u64 } });
+                found.repairs.push(Repair::SetAside(path));
             }
         }
     }
     Ok(None)
 }
 
-fn load_entries(name: &str, image: &[u8], sink: &mut dyn Sink) -> Result<LoadedSnapshot> {
-    let mut batch = Vec::with_capacity(BATCH);
+fn load_entries(name: &str, image: &[u8], sink: &mut dyn Sink, progress: &mut dyn FnMut(Progress)) -> Result<LoadedSnapshot> {
+    let total = image.len() as u64;
+    // Entries arrive without their offsets: progress is estimated from the
+    // count the header announces.
+    let hint = snapshot::entry_count_hint(image).max(1);
+    let (mut batch, mut seen) = (Vec::with_capacity(BATCH), 0u64);
     let loaded = snapshot::load(name, image, |e| {
         batch.push(e);
         if batch.len() == BATCH {
             sink.entries(&batch);
             batch.clear();
+            seen += BATCH as u64;
+            progress(Progress { phase: Phase::LoadSnapshot, done: (total as u128 * seen.min(hint) as u128 / hint as u128) as u64, total });
         }
     });
     sink.entries(&batch);
+    progress(Progress { phase: Phase::LoadSnapshot, done: total, total });
     loaded
+}
+
+/// Where recovery collects the repairs it will make and what it reports.
+struct Found<'a> {
+    repairs: &'a mut Vec<Repair>,
+    findings: &'a mut Vec<Finding>,
 }
 
 /// Applies the snapshot's tail records (verified by `snapshot::load`).
@@ -311,6 +379,11 @@ struct Replay<'a> {
     sink: &'a mut dyn Sink,
     stats: RecoveryStats,
     repairs: Vec<Repair>,
+    findings: Vec<Finding>,
+    progress: &'a mut dyn FnMut(Progress),
+    /// Bytes of segments to replay, and of those finished.
+    total_bytes: u64,
+    done_bytes: u64,
     /// The snapshot's cut: records at or below it are already applied.
     cut: u64,
     /// Where the record after the cut starts (segment, stream offset), and
@@ -341,10 +414,11 @@ enum SegmentEnd {
 }
 
 impl<'a> Replay<'a> {
-    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, snap: &Chosen) -> Replay<'a> {
+    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, snap: &Chosen, progress: &'a mut dyn FnMut(Progress)) -> Replay<'a> {
         let stats = RecoveryStats::default();
         let (cut, token, resume, resume_check) = (snap.cut, snap.token, snap.resume, snap.resume_check);
-        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), cut, resume, resume_check, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
+        let (findings, total_bytes, done_bytes) = (Vec::new(), 0, 0);
+        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), findings, progress, total_bytes, done_bytes, cut, resume, resume_check, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
     }
 
     fn map(&self, first: u64) -> Result<(String, PathBuf, super::vfs::Image)> {
@@ -364,9 +438,12 @@ impl<'a> Replay<'a> {
         let (resume_segment, resume_offset) = self.resume.unwrap_or((0, 0));
         let mut hint = 0;
         for &first in segments.iter().filter(|&&f| f >= resume_segment) {
-            hint += block::count_records(&self.map(first)?.2);
+            let image = self.map(first)?.2;
+            hint += block::count_records(&image);
+            self.total_bytes += image.len() as u64;
         }
         self.sink.reserve(hint);
+        self.report(0);
         let mut kept = Vec::with_capacity(segments.len());
         for (i, &first) in segments.iter().enumerate() {
             if first < resume_segment {
@@ -375,7 +452,10 @@ impl<'a> Replay<'a> {
             }
             let next_first = segments.get(i + 1).copied();
             let start = if first == resume_segment { resume_offset } else { 0 };
-            match self.segment(first, next_first, start)? {
+            let end = self.segment(first, next_first, start)?;
+            self.done_bytes += self.map(first)?.2.len() as u64;
+            self.report(0);
+            match end {
                 SegmentEnd::Complete => kept.push(first),
                 SegmentEnd::Stop { keep } => {
                     if keep {
@@ -389,6 +469,11 @@ impl<'a> Replay<'a> {
         Ok(kept)
     }
 
+    fn report(&mut self, within: u64) {
+        let (done, total) = ((self.done_bytes + within).min(self.total_bytes), self.total_bytes);
+        (self.progress)(Progress { phase: Phase::ReplayWal, done, total });
+    }
+
     /// Point-in-time stop: every later segment is set aside, after reading
     /// what it can tell about LSNs and tokens already handed out.
     fn set_aside_later(&mut self, later: &[u64]) -> Result<()> {
@@ -397,6 +482,8 @@ impl<'a> Replay<'a> {
             let stream = block::deblock(&image);
             self.salvage_marks(&image, &stream, first, 0);
             self.stats.bytes_dropped += image.len() as u64;
+            let reason = "follows the point where the WAL was cut: its records would come after a lost one".into();
+            self.findings.push(Finding { file: path.clone(), offset: 0, reason, action: Action::SetAside { bytes: image.len() as u64 } });
             self.repairs.push(Repair::SetAside(path));
         }
         Ok(())
@@ -460,7 +547,11 @@ impl<'a> Replay<'a> {
         loop {
             if let Some((reason, in_header)) = damage.take() {
                 let (resume, harmless) = self.classify(seg, at, next_first);
-                if !harmless {
+                if harmless {
+                    let offset = if in_header { 0 } else { block::physical(at.min(seg.stream.len())) as u64 };
+                    let reason = format!("{reason} (only records the snapshot already holds are affected)");
+                    self.findings.push(Finding { file: seg.path.to_path_buf(), offset, reason, action: Action::Ignore });
+                } else {
                     self.sink.records(batch);
                     batch.clear();
                     if let stop @ SegmentEnd::Stop { .. } = self.lost(seg, at, resume, reason, in_header)? {
@@ -479,6 +570,9 @@ impl<'a> Replay<'a> {
                 ScanView::Record { len, lsn, record } if lsn == self.expected => {
                     self.take(lsn, record, batch);
                     at += len;
+                    if self.stats.wal_records % BATCH as u64 == 0 {
+                        self.report(block::physical(at) as u64);
+                    }
                 }
                 ScanView::Record { lsn, .. } => {
                     damage = Some((format!("{} at offset {}: LSN {lsn} where {} was expected", seg.name, block::physical(at), self.expected), false))
@@ -521,30 +615,36 @@ impl<'a> Replay<'a> {
     /// Damage that loses records after the cut: refuse (`Absolute`), skip
     /// to `resume` (`SkipCorrupted`), or cut the WAL here (`PointInTime`).
     fn lost(&mut self, seg: &Seg<'_>, at: usize, resume: Option<(usize, u64)>, reason: String, whole: bool) -> Result<SegmentEnd> {
-        if self.mode == RecoveryMode::Absolute {
-            return Err(Error::Corruption(format!("{reason} (refusing to open, nothing modified)")));
-        }
-        self.stats.corrupt_records += 1;
-        self.repaired = true;
         // Where the lost bytes start in the file.
         let from = match () {
             _ if whole => 0,
             _ if at >= seg.stream.len() => seg.image.len(),
             _ => block::physical(at),
         };
+        if self.mode == RecoveryMode::Absolute {
+            return Err(Error::Corruption(absolute_refusal(self.dir, seg, &reason, from, whole)));
+        }
+        self.stats.corrupt_records += 1;
+        self.repaired = true;
+        let file = seg.path.to_path_buf();
         if self.mode == RecoveryMode::SkipCorrupted {
             let until = resume.map_or(seg.image.len(), |(r, _)| block::physical(r));
-            self.stats.bytes_dropped += until.saturating_sub(from) as u64;
+            let bytes = until.saturating_sub(from) as u64;
+            self.stats.bytes_dropped += bytes;
             self.lost_tail = resume.is_none();
+            self.findings.push(Finding { file, offset: from as u64, reason, action: Action::Skip { bytes } });
             return Ok(SegmentEnd::Complete);
         }
         self.salvage_marks(seg.image, seg.stream, seg.first, at);
-        self.stats.bytes_dropped += (seg.image.len() - from) as u64;
+        let bytes = (seg.image.len() - from) as u64;
+        self.stats.bytes_dropped += bytes;
         if whole {
-            self.repairs.push(Repair::SetAside(seg.path.to_path_buf()));
+            self.findings.push(Finding { file: file.clone(), offset: 0, reason, action: Action::SetAside { bytes } });
+            self.repairs.push(Repair::SetAside(file));
             return Ok(SegmentEnd::Stop { keep: false });
         }
-        self.repairs.push(Repair::Cut(seg.path.to_path_buf(), from as u64));
+        self.findings.push(Finding { file: file.clone(), offset: from as u64, reason, action: Action::Cut { bytes } });
+        self.repairs.push(Repair::Cut(file, from as u64));
         Ok(SegmentEnd::Stop { keep: true })
     }
 
@@ -567,6 +667,21 @@ impl<'a> Replay<'a> {
             }
         }
     }
+}
+
+/// The refusal of `Absolute` at damage that loses records: where, and what
+/// the other modes would do about it.
+fn absolute_refusal(dir: &Path, seg: &Seg<'_>, reason: &str, from: usize, whole: bool) -> String {
+    let what = if whole {
+        format!("set {} aside ({} bytes) with every later segment", seg.name, seg.image.len())
+    } else {
+        format!("cut {} bytes of {} from offset {from} (and set aside any later segment)", seg.image.len() - from, seg.name)
+    };
+    format!(
+        "{reason} (in data directory {}). Recovery mode ABSOLUTE refuses to open and modified nothing; reopen with recovery_mode=POINT_IN_TIME to {what}, or SKIP_CORRUPTED to skip only the damaged bytes, or run `dbkv check --repair {}`",
+        dir.display(),
+        dir.display()
+    )
 }
 
 /// The record that ends at stream offset `end` has the length-and-CRC
@@ -616,4 +731,61 @@ pub struct Finding {
 pub struct Plan {
     pub stats: RecoveryStats,
     pub findings: Vec<Finding>,
+}
+
+/// What a long piece of work (recovery in `open`) is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading and verifying the snapshot, and loading its entries.
+    LoadSnapshot,
+    /// Replaying WAL segments.
+    ReplayWal,
+}
+
+impl Phase {
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::LoadSnapshot => "loading snapshot",
+            Phase::ReplayWal => "replaying WAL",
+        }
+    }
+}
+
+/// Progress of one phase, in bytes of files read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub phase: Phase,
+    pub done: u64,
+    pub total: u64,
+}
+
+impl Action {
+    /// What the action does, in words (`applied`: done, else would be done).
+    pub fn describe(&self, applied: bool) -> String {
+        let (cut, set, skip, rm) = if applied { ("cut", "set aside", "skipped", "removed") } else { ("would cut", "would set aside", "would skip", "would remove") };
+        match self {
+            Action::Cut { bytes } => format!("{cut} the last {bytes} bytes (a copy is kept as <file>.dropped)"),
+            Action::SetAside { bytes } => format!("{set} the whole file ({bytes} bytes) as <file>.dropped"),
+            Action::Skip { bytes } => format!("{skip} {bytes} damaged bytes"),
+            Action::Remove => rm.to_string(),
+            Action::Ignore => "nothing lost, nothing changed".to_string(),
+        }
+    }
+
+    /// Whether the action loses data (or may: a skip or cut drops records).
+    pub fn loses_data(&self) -> bool {
+        matches!(self, Action::Cut { .. } | Action::SetAside { .. } | Action::Skip { .. })
+    }
+}
+
+impl Finding {
+    /// One line naming the file, the offset, the damage and the action.
+    pub fn describe(&self, applied: bool) -> String {
+        let name = self.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let what = match self.reason.strip_prefix(&name) {
+            Some(rest) => format!("{}{rest}", self.file.display()),
+            None => format!("{} at offset {}: {}", self.file.display(), self.offset, self.reason),
+        };
+        format!("{what}: {}", self.action.describe(applied))
+    }
 }

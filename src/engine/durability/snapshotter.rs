@@ -36,12 +36,29 @@ pub(super) fn snapshot_loop(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, p
             }
             continue;
         }
+        let started = Instant::now();
         let result = take_snapshot(sh, ctl, inner, policy.keep);
         last = Instant::now();
+        report_snapshot(sh, &result, started.elapsed());
         // A failed automatic snapshot is retried at the next trigger; the
         // WAL still holds everything, so nothing is at risk.
         if let Some(ticket) = explicit {
             finish_request(ctl, ticket, result);
+        }
+    }
+}
+
+/// Counts and logs a snapshot's outcome (no lock held: the logger may call
+/// back into the engine).
+fn report_snapshot(sh: &Shared, result: &Result<()>, took: Duration) {
+    match result {
+        Ok(()) => {
+            let bytes = sh.counters.last_snapshot_bytes.load(Ordering::Relaxed);
+            sh.log.info(|| format!("{}: snapshot written, {bytes} bytes in {:.1} ms", sh.dir.display(), took.as_secs_f64() * 1000.0));
+        }
+        Err(e) => {
+            sh.counters.snapshot_failures.fetch_add(1, Ordering::Relaxed);
+            sh.log.error(|| format!("{}: snapshot failed after {:.1} ms: {} (the WAL still holds every write; the next trigger retries)", sh.dir.display(), took.as_secs_f64() * 1000.0, e.detail()));
         }
     }
 }
@@ -97,6 +114,9 @@ fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize)
     }
     sh.snapshots_taken.fetch_add(1, Ordering::Relaxed);
     sh.last_snapshot_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    sh.counters.last_snapshot_bytes.store(size, Ordering::Relaxed);
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    sh.counters.last_snapshot_unix_ms.store(now_ms, Ordering::Relaxed);
     relock(&ctl.state).last_size = size;
     remove_obsolete(sh, keep)
 }
@@ -279,6 +299,7 @@ fn remove_obsolete(sh: &Shared, keep: usize) -> Result<()> {
 }
 
 fn remove_if_present(sh: &Shared, name: &str) -> Result<()> {
+    sh.log.debug(|| format!("{}: retention removes {name} (older than the snapshots kept)", sh.dir.display()));
     match sh.vfs.remove(&sh.path(name)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&format!("remove {name}"), &e)),
         _ => Ok(()),
