@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use dbkv::engine::{LogLevel, Options};
 use dbkv::persistence::inspect::{self, FileKind, Inspection};
-use dbkv::persistence::recovery::{Action, Plan};
+use dbkv::persistence::recovery::{self, Action, Plan};
 use dbkv::{Engine, Error};
 
 use super::frozen::FrozenVfs;
@@ -53,7 +53,7 @@ pub fn run(a: &CheckArgs) -> ToolResult<u8> {
         (None, true) => vec![ModeArg::PointInTime],
         (None, false) => ModeArg::ALL.to_vec(),
     };
-    let plans: Vec<(ModeArg, Result<Plan, Error>)> = modes.iter().map(|&m| (m, super::plan::plan(&view, &a.dir, m.mode()))).collect();
+    let plans: Vec<(ModeArg, Result<Plan, Error>)> = modes.iter().map(|&m| (m, recovery::plan(&view, &a.dir, m.mode()))).collect();
     if let Some((_, Err(e))) = plans.iter().find(|(_, p)| matches!(p, Err(e) if !matches!(e, Error::Corruption(_)))) {
         let hint = if a.force_readonly { " (the running process changed the directory while it was read: run the check again)" } else { "" };
         return Err(ToolError::cannot_run(format!("could not read {}: {e}{hint}", a.dir.display())));

@@ -7,7 +7,6 @@ pub mod dump;
 pub mod format;
 pub mod frozen;
 pub mod load;
-mod plan;
 pub mod stats;
 
 use std::path::Path;
