@@ -80,10 +80,15 @@ impl Progress {
                 *l = Lines { started: Instant::now(), last: Instant::now(), done: 0, total, printed_done: None };
             }
             if let Out::Bar(b) = &s.out {
+                // The finished stage stays on its own line; the new one is
+                // hidden until it reports something, so a stage with nothing
+                // to do (an empty directory) draws nothing.
+                end_bar(b);
+                b.set_draw_target(ProgressDrawTarget::hidden());
+                b.reset();
+                b.set_length(total);
                 b.set_style(style(unit));
                 b.set_message(label.to_string());
-                b.set_length(total);
-                b.reset();
             }
             s.label = label.to_string();
             s.unit = unit;
@@ -99,6 +104,9 @@ impl Progress {
     }
 
     pub fn inc(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         let (done, total) = self.with(|s| match &s.out {
             Out::Bar(b) => (b.position() + n, b.length().unwrap_or(0)),
             Out::Lines(l) => (l.done + n, l.total),
@@ -113,7 +121,7 @@ impl Progress {
             Out::Off => {}
             Out::Bar(b) if !s.touched => b.finish_and_clear(),
             Out::Lines(_) if !s.touched => {}
-            Out::Bar(b) => b.finish(),
+            Out::Bar(b) => end_bar(b),
             Out::Lines(l) => {
                 if l.printed_done != Some(l.done) {
                     print_line(&s.label, s.unit, l, true)
@@ -142,6 +150,9 @@ impl State {
         match &mut self.out {
             Out::Off => {}
             Out::Bar(b) => {
+                if b.is_hidden() && self.touched {
+                    b.set_draw_target(ProgressDrawTarget::stderr());
+                }
                 b.set_length(total);
                 b.set_position(done);
             }
@@ -155,16 +166,31 @@ impl State {
     }
 }
 
+/// Draws a visible bar's final state and moves to the next line.
+fn end_bar(b: &ProgressBar) {
+    if !b.is_hidden() {
+        b.finish();
+        let _ = writeln!(std::io::stderr());
+        b.set_draw_target(ProgressDrawTarget::hidden());
+    }
+}
+
 fn style(unit: Unit) -> ProgressStyle {
     let counts = match unit {
         Unit::Bytes => "{bytes}/{total_bytes} ({binary_bytes_per_sec})",
-        Unit::Items => "{human_pos}/{human_len} ({per_sec})",
+        Unit::Items => "{human_pos}/{human_len} ({rate})",
     };
-    ProgressStyle::with_template(&format!("{{msg}} [{{bar:30}}] {counts} ETA {{eta}}")).expect("valid template").progress_chars("=> ")
+    // Short enough for an 80-column terminal, so the line never wraps.
+    ProgressStyle::with_template(&format!("{{msg}} [{{bar:20}}] {counts} ETA {{eta}}"))
+        .expect("valid template")
+        .with_key("rate", |st: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = write!(w, "{:.0}/s", st.per_sec());
+        })
+        .progress_chars("=> ")
 }
 
 fn bar(label: &str, unit: Unit, total: u64) -> ProgressBar {
-    let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
     b.set_style(style(unit));
     b.set_message(label.to_string());
     b
