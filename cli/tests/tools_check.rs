@@ -49,7 +49,7 @@ fn torn_tail_is_damage_and_repair_cuts_it() {
     let r = check(&dir, &[]);
     assert_eq!(r.code, 1, "{}", r.both());
     let name = seg.file_name().unwrap().to_str().unwrap();
-    assert!(r.stdout.contains(&format!("{name}")) && r.stdout.contains("DAMAGE at offset") && r.stdout.contains("torn"), "{}", r.both());
+    assert!(r.stdout.contains(name) && r.stdout.contains("DAMAGE at offset") && r.stdout.contains("torn"), "{}", r.both());
     assert!(r.stdout.contains(&format!("cut {name} at offset")), "{}", r.both());
     assert!(r.stdout.contains("absolute: refuses to open"), "{}", r.both());
     assert!(r.stdout.contains("--repair"), "the verdict says how to repair: {}", r.both());

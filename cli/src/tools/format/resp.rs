@@ -94,9 +94,11 @@ fn header(input: &[u8], at: &mut usize, line: &mut usize, prefix: u8) -> Result<
     Ok(n)
 }
 
-/// Reads RESP arrays of bulk strings: (line where the command starts,
-/// arguments).
-fn commands(input: &[u8]) -> Result<Vec<(usize, Vec<&[u8]>)>, BadInput> {
+/// A command as read: the line it starts on, and its arguments.
+type Command<'a> = (usize, Vec<&'a [u8]>);
+
+/// Reads RESP arrays of bulk strings.
+fn commands(input: &[u8]) -> Result<Vec<Command<'_>>, BadInput> {
     let mut out = Vec::new();
     let (mut at, mut line) = (0usize, 1usize);
     while at < input.len() {
