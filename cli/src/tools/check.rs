@@ -150,6 +150,8 @@ fn print_plans(ins: &Inspection, plans: &[(ModeArg, Result<Plan, Error>)]) -> bo
 fn describe(ins: &Inspection, f: &dbkv::persistence::recovery::Finding) -> String {
     let name = f.file.file_name().map_or_else(|| "the WAL".to_string(), |n| n.to_string_lossy().into_owned());
     let reason = if f.reason.is_empty() { ins.files.iter().find(|r| r.name == name).and_then(|r| r.first_damage()).map(|d| d.reason.clone()).unwrap_or_default() } else { f.reason.clone() };
+    // The library's reasons may start with where they are; that is said already.
+    let reason = reason.strip_prefix(&format!("{name} at offset {}: ", f.offset)).unwrap_or(&reason);
     let why = if reason.is_empty() { String::new() } else { format!(" ({reason})") };
     match f.action {
         Action::Cut { bytes } => format!("cut {name} at offset {}: drop {bytes} bytes, keeping a copy as {name}.dropped{why}", f.offset),
