@@ -105,9 +105,17 @@ fn dump_prefix_selects_keys() {
     let td = TempDir::new();
     let src = td.path.join("src");
     every_type(&src);
+    let before = listing(&src);
     let r = dbkv(&["dump", p(&src), "--prefix", "lock", "--quiet"]);
     assert_eq!(r.stdout.lines().count(), 2, "{}", r.both());
     assert!(r.stdout.lines().all(|l| l.starts_with("{\"key\":\"lock")));
+    assert_eq!(dbkv(&["stats", p(&src), "--quiet"]).code, 0);
+    assert_eq!(listing(&src), before, "dump and stats modify no file");
+}
+
+/// Every file but LOCK (which names its last holder) with its size.
+fn listing(dir: &Path) -> Vec<(String, u64)> {
+    files(dir, "").into_iter().filter(|n| n != "LOCK").map(|n| (n.clone(), std::fs::metadata(dir.join(&n)).unwrap().len())).collect()
 }
 
 #[test]
