@@ -196,6 +196,26 @@
 #define DBKV_RECOVERY_SKIP_CORRUPTED 2
 
 /**
+ * Log level: the handle stopped accepting writes, a snapshot or recovery failed.
+ */
+#define DBKV_LOG_ERROR 1
+
+/**
+ * Log level: damage found in the data directory and what recovery did with it.
+ */
+#define DBKV_LOG_WARN 2
+
+/**
+ * Log level (default minimum): recovery summaries, snapshots written.
+ */
+#define DBKV_LOG_INFO 3
+
+/**
+ * Log level: WAL segment rotation and file retention.
+ */
+#define DBKV_LOG_DEBUG 4
+
+/**
  * An open database. Thread-safe: any number of threads may call any
  * function on one handle at once, except `dbkv_close`, which must be the
  * last call on the handle.
@@ -207,6 +227,13 @@ typedef struct dbkv dbkv;
  * a time (different iterators may run in parallel). Free with `dbkv_iter_free`.
  */
 typedef struct dbkv_iter dbkv_iter;
+
+/**
+ * A bounded queue of log messages. Create with `dbkv_log_buffer_new`,
+ * attach with `dbkv_options_set_log_buffer`, read with
+ * `dbkv_log_buffer_pop`, free with `dbkv_log_buffer_free`. Thread-safe.
+ */
+typedef struct dbkv_log_buffer dbkv_log_buffer;
 
 /**
  * Options for `dbkv_open`. Create with `dbkv_options_new`, free with
@@ -276,7 +303,61 @@ typedef struct dbkv_statistics {
   uint64_t recovery_corrupt_records;
   uint64_t recovery_bytes_dropped;
   uint64_t recovery_duration_us;
+  /**
+   * Operations since open, by kind: reads (get, exists, ttl, each key of
+   * mget), writes (set, setnx, cas, each key of mset), deletes (delete,
+   * each key of mdel), incr/decr, expire/persist, lock/unlock/extend,
+   * transactions (fenced writes and `dbkv serve`'s other commands),
+   * scans started.
+   */
+  uint64_t ops_read;
+  uint64_t ops_write;
+  uint64_t ops_delete;
+  uint64_t ops_incr;
+  uint64_t ops_expire;
+  uint64_t ops_lock;
+  uint64_t ops_txn;
+  uint64_t ops_scan;
+  /**
+   * WAL segment files on disk, and segments started since open.
+   */
+  uint64_t wal_segments;
+  uint64_t wal_rotations;
+  /**
+   * WAL fsync latency since open, in microseconds: total, median, 99th
+   * percentile and maximum. Percentiles come from a log2 histogram: each
+   * is its bucket's upper bound (at most twice the true value, never
+   * above the maximum).
+   */
+  uint64_t fsync_total_us;
+  uint64_t fsync_p50_us;
+  uint64_t fsync_p99_us;
+  uint64_t fsync_max_us;
+  /**
+   * Snapshots that failed (each is retried at the next trigger), the
+   * size of the last snapshot written and when it completed (unix ms).
+   */
+  uint64_t snapshot_failures;
+  uint64_t last_snapshot_bytes;
+  uint64_t last_snapshot_unix_ms;
+  /**
+   * Expired keys removed by the background sweep.
+   */
+  uint64_t expired_reclaimed;
+  /**
+   * Writes that waited because the WAL queue was full (32 MiB), and the
+   * total time they waited, in microseconds.
+   */
+  uint64_t backpressure_waits;
+  uint64_t backpressure_wait_us;
 } dbkv_statistics;
+
+/**
+ * A log callback: receives the `userdata` given to
+ * `dbkv_options_set_logger`, a `DBKV_LOG_*` level and a NUL-terminated
+ * message that is valid only during the call.
+ */
+typedef void (*dbkv_log_fn)(void *userdata, int level, const char *msg);
 
 #ifdef __cplusplus
 extern "C" {
@@ -605,6 +686,41 @@ int dbkv_iter_next(struct dbkv_iter *it, const uint8_t **key, size_t *klen, cons
 void dbkv_iter_free(struct dbkv_iter *it);
 
 /**
+ * Creates a log buffer holding at most `capacity` messages (1 to
+ * 1,000,000). When it is full the oldest message is dropped, and the next
+ * pop reports how many were (as a `DBKV_LOG_WARN` message).
+ *
+ * @param[out] out_buf  receives the buffer; free it with `dbkv_log_buffer_free`.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (out_buf NULL, capacity out of range).
+ */
+int dbkv_log_buffer_new(size_t capacity, struct dbkv_log_buffer **out_buf);
+
+/**
+ * Frees a log buffer. NULL is a no-op. Handles opened with options that
+ * name it keep logging into their own reference, which nobody reads.
+ */
+void dbkv_log_buffer_free(struct dbkv_log_buffer *buf);
+
+/**
+ * Makes handles opened with `opts` log into `buf` (replacing any logger
+ * set with `dbkv_options_set_logger`); the minimum level is still set by
+ * `dbkv_options_set_log_level`. NULL `buf` switches logging off.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (opts NULL).
+ */
+int dbkv_options_set_log_buffer(struct dbkv_options *opts, const struct dbkv_log_buffer *buf);
+
+/**
+ * Takes the oldest message, waiting up to `timeout_ms` for one (0: do not
+ * wait). Safe to call from any thread, concurrently with logging.
+ *
+ * @param[out] out_level  receives its `DBKV_LOG_*` level.
+ * @param[out] out_msg  receives the NUL-terminated message; free it with `dbkv_free`.
+ * @return `DBKV_OK`; `DBKV_NOT_FOUND` (no message within the timeout;
+ *   outputs untouched); `DBKV_ERR_INVALID_ARGUMENT` (a NULL pointer).
+ */
+int dbkv_log_buffer_pop(const struct dbkv_log_buffer *buf, uint32_t timeout_ms, int *out_level, char **out_msg);
+
+/**
  * Creates an options object with every default (in-memory, 256 shards,
  * 64 MiB max value, `DBKV_SYNC_INTERVAL` every 100 ms, 64 MiB WAL segments,
  * snapshots every 300 s or 4,000,000 logged writes, keep 3 snapshots,
@@ -690,6 +806,35 @@ int dbkv_options_set_snapshot_keep(struct dbkv_options *opts, uint32_t keep);
  * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (any other value).
  */
 int dbkv_options_set_recovery_mode(struct dbkv_options *opts, int mode);
+
+/**
+ * Sets a function that receives the library's log messages: the recovery
+ * summary of `dbkv_open`, every piece of damage found and what was done
+ * with it (`DBKV_LOG_WARN`), snapshots written or failed, entering the
+ * failed state with the OS error (`DBKV_LOG_ERROR`), WAL segment rotation
+ * and retention (`DBKV_LOG_DEBUG`). No logger (the default, or `cb` NULL)
+ * means dbkv says nothing.
+ *
+ * Thread-safety: the callback is called from the thread calling
+ * `dbkv_open` and from dbkv's background threads (WAL writer, snapshot),
+ * possibly at the same time, until `dbkv_close` returns; it must be
+ * thread-safe and return normally (no longjmp, no C++ exception). dbkv
+ * holds no shard lock while calling it, so it may call dbkv functions on
+ * the handle (not `dbkv_close`).
+ *
+ * @param cb  the callback, or NULL to log nothing.
+ * @param userdata  passed to every call as is; dbkv never reads it. It must
+ *   stay valid until every handle opened with these options is closed.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (opts is NULL).
+ */
+int dbkv_options_set_logger(struct dbkv_options *opts, dbkv_log_fn cb, void *userdata);
+
+/**
+ * Sets the least severe level the logger receives: `DBKV_LOG_ERROR`,
+ * `DBKV_LOG_WARN`, `DBKV_LOG_INFO` (default) or `DBKV_LOG_DEBUG`.
+ * @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (any other value).
+ */
+int dbkv_options_set_log_level(struct dbkv_options *opts, int level);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -33,6 +33,7 @@ struct Suite {
     api: PathBuf,
     threads: PathBuf,
     persist: PathBuf,
+    observe: PathBuf,
     fence: PathBuf,
 }
 
@@ -113,7 +114,8 @@ fn setup() -> Result<Suite, String> {
     let threads = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_threads.c"], "test_threads")?;
     let persist = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_persist.c"], "test_persist")?;
     let fence = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_fence.c"], "test_fence")?;
-    Ok(Suite { dir, api, threads, persist, fence })
+    let observe = compile(&dir, &tool("CC", "cc"), C_FLAGS, &["test_observe.c"], "test_observe")?;
+    Ok(Suite { dir, api, threads, persist, fence, observe })
 }
 
 fn suite() -> &'static Suite {
@@ -223,6 +225,11 @@ fn c_persistence_through_data_dir() {
 }
 
 #[test]
+fn c_logging_metrics_and_messages() {
+    run_and_check(&suite().observe, &[]);
+}
+
+#[test]
 fn c_fenced_writes() {
     run_and_check(&suite().fence, &[]);
 }
@@ -261,8 +268,8 @@ fn c_suite_under_valgrind() {
         println!("SKIP c_suite_under_valgrind: `{valgrind}` not found; install valgrind to run the leak check");
         return;
     }
-    let programs: [(&Path, &[(&str, &str)]); 4] =
-        [(&s.api, &[]), (&s.threads, &[("DBKV_C_SUITE_LIGHT", "1")]), (&s.persist, &[]), (&s.fence, &[])];
+    let programs: [(&Path, &[(&str, &str)]); 5] =
+        [(&s.api, &[]), (&s.threads, &[("DBKV_C_SUITE_LIGHT", "1")]), (&s.persist, &[]), (&s.fence, &[]), (&s.observe, &[])];
     let mut bad = Vec::new();
     for (bin, env) in programs {
         let args = [

@@ -125,6 +125,8 @@ typedef struct {
 	uint64_t snapshot_ops;
 	uint32_t snapshot_keep;
 	int recovery_mode;
+	const dbkv_log_buffer *log_buffer; // NULL: no logging
+	int log_level;
 } gokv_open_args;
 
 static int gokv_open(const gokv_open_args *a, dbkv **out, gokv_msg *m) {
@@ -141,6 +143,8 @@ static int gokv_open(const gokv_open_args *a, dbkv **out, gokv_msg *m) {
 	if (rc == DBKV_OK && a->set_snapshot_ops) rc = dbkv_options_set_snapshot_ops(o, a->snapshot_ops);
 	if (rc == DBKV_OK && a->snapshot_keep != 0) rc = dbkv_options_set_snapshot_keep(o, a->snapshot_keep);
 	if (rc == DBKV_OK) rc = dbkv_options_set_recovery_mode(o, a->recovery_mode);
+	if (rc == DBKV_OK && a->log_buffer != NULL) rc = dbkv_options_set_log_buffer(o, a->log_buffer);
+	if (rc == DBKV_OK && a->log_buffer != NULL) rc = dbkv_options_set_log_level(o, a->log_level);
 	if (rc == DBKV_OK) rc = dbkv_open(o, out);
 	dbkv_options_free(o);
 	return gokv_fail(rc, m);
@@ -308,6 +312,10 @@ type DB struct {
 	// its buffer by it so that the value is usually copied once, straight
 	// into the slice returned, in a single cgo call.
 	getSize atomic.Int64
+
+	// logs delivers the library's log messages to Options.Logger (nil
+	// without one).
+	logs *logPump
 }
 
 // Open opens a database. With opts.DataDir it takes the directory's lock
@@ -339,12 +347,21 @@ func Open(opts Options) (*DB, error) {
 		ca.data_dir = C.CString(a.dataDir)
 		defer C.free(unsafe.Pointer(ca.data_dir))
 	}
+	var logs *logPump
+	if opts.Logger != nil {
+		logs = newLogPump(opts.Logger)
+		ca.log_buffer = logs.buf
+		ca.log_level = logs.level
+	}
 	var h *C.dbkv
 	var m C.gokv_msg
 	if rc := C.gokv_open(&ca, &h, &m); rc != codeOK {
+		// What recovery logged before it failed still reaches the logger.
+		logs.stop()
 		return nil, fail("open", rc, m)
 	}
-	return &DB{h: h}, nil
+	logs.start()
+	return &DB{h: h, logs: logs}, nil
 }
 
 // Close closes the database: it waits for calls in flight, flushes and
@@ -361,7 +378,10 @@ func (db *DB) Close() error {
 		return nil
 	}
 	var m C.gokv_msg
-	if rc := C.gokv_close(h, &m); rc != codeOK {
+	rc := C.gokv_close(h, &m)
+	// Every message logged up to the close is delivered before Close returns.
+	db.logs.stop()
+	if rc != codeOK {
 		return fail("close", rc, m)
 	}
 	return nil
@@ -982,6 +1002,40 @@ type Stats struct {
 	RecoveryCorruptRecords  uint64
 	RecoveryBytesDropped    uint64
 	RecoveryDuration        time.Duration
+
+	// Ops counts operations since Open by kind.
+	Ops OpCounts
+
+	WALSegments  uint64 // WAL segment files on disk
+	WALRotations uint64 // segments started since Open
+
+	// WAL fsync latency since Open: total, median, 99th percentile and
+	// maximum. Percentiles come from a log2 histogram: each is its
+	// bucket's upper bound (at most twice the true value, never above Max).
+	FsyncTotal, FsyncP50, FsyncP99, FsyncMax time.Duration
+
+	SnapshotFailures  uint64    // failed snapshots (each retried at the next trigger)
+	LastSnapshotBytes uint64    // size of the last snapshot written
+	LastSnapshotTime  time.Time // when it completed; zero if none since Open
+
+	ExpiredReclaimed uint64 // expired keys removed by the background sweep
+
+	// Writes that waited because the WAL queue was full (back-pressure),
+	// and the total time they waited.
+	BackpressureWaits uint64
+	BackpressureWait  time.Duration
+}
+
+// OpCounts counts operations by kind.
+type OpCounts struct {
+	Read   uint64 // Get, Exists, TTL; each key of MGet (a Get that must grow its buffer counts twice)
+	Write  uint64 // Set, SetNX, CAS; each key of MSet
+	Delete uint64 // Delete; each key of MDel
+	Incr   uint64 // Incr, Decr
+	Expire uint64 // Expire, Persist
+	Lock   uint64 // Lock, Unlock, ExtendLock
+	Txn    uint64 // SetFenced, DeleteFenced (and dbkv serve's other commands)
+	Scan   uint64 // scans started
 }
 
 // Stats returns the database's runtime figures.
@@ -1016,7 +1070,31 @@ func (db *DB) Stats() (Stats, error) {
 		RecoveryCorruptRecords:  uint64(st.recovery_corrupt_records),
 		RecoveryBytesDropped:    uint64(st.recovery_bytes_dropped),
 		RecoveryDuration:        us(st.recovery_duration_us),
+		Ops: OpCounts{
+			Read: uint64(st.ops_read), Write: uint64(st.ops_write), Delete: uint64(st.ops_delete), Incr: uint64(st.ops_incr),
+			Expire: uint64(st.ops_expire), Lock: uint64(st.ops_lock), Txn: uint64(st.ops_txn), Scan: uint64(st.ops_scan),
+		},
+		WALSegments:       uint64(st.wal_segments),
+		WALRotations:      uint64(st.wal_rotations),
+		FsyncTotal:        us(st.fsync_total_us),
+		FsyncP50:          us(st.fsync_p50_us),
+		FsyncP99:          us(st.fsync_p99_us),
+		FsyncMax:          us(st.fsync_max_us),
+		SnapshotFailures:  uint64(st.snapshot_failures),
+		LastSnapshotBytes: uint64(st.last_snapshot_bytes),
+		LastSnapshotTime:  unixMillis(uint64(st.last_snapshot_unix_ms)),
+		ExpiredReclaimed:  uint64(st.expired_reclaimed),
+		BackpressureWaits: uint64(st.backpressure_waits),
+		BackpressureWait:  us(st.backpressure_wait_us),
 	}, nil
+}
+
+// unixMillis is the time of a unix-milliseconds figure; 0 is the zero Time.
+func unixMillis(ms uint64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(int64(ms))
 }
 
 // Scan returns the live keys that begin with prefix (all keys for an empty

@@ -1,6 +1,7 @@
 package dbkv
 
 import (
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -107,6 +108,16 @@ type Options struct {
 
 	// RecoveryMode says what Open does with a damaged WAL.
 	RecoveryMode RecoveryMode
+
+	// Logger receives the library's messages: the recovery summary of
+	// Open, every piece of damage found in the data directory and what
+	// was done with it (Warn), snapshots written or failed, the failed
+	// state with its OS error (Error), WAL rotation and retention (Debug).
+	// Levels the logger's handler does not enable are not produced at
+	// all. Messages are delivered from one goroutine per DB, in order, a
+	// little after they happen; Close returns after the last one. Nil
+	// (the default) logs nothing.
+	Logger *slog.Logger
 }
 
 // openArgs is Options translated to what the C setters take. set* flags

@@ -9,6 +9,7 @@
 //! exactly the table the engine had: without the log, a clock stepped back
 //! would bring a reclaimed key back after a restart but not before it.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -91,6 +92,7 @@ pub fn sweep_all(inner: &Inner, log: Option<&Appender>) -> (usize, Option<u64>) 
     for k in &keys[..removed] {
         guards[inner.shard_index(k)].remove_any(k);
     }
+    inner.expired_reclaimed.fetch_add(removed as u64, Ordering::Relaxed);
     (removed, last_lsn)
 }
 
@@ -106,6 +108,7 @@ fn sweep_shard(inner: &Inner, shard: usize, log: Option<&Appender>) -> usize {
     for k in &keys[..removed] {
         s.remove_any(k);
     }
+    inner.expired_reclaimed.fetch_add(removed as u64, Ordering::Relaxed);
     removed
 }
 

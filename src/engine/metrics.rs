@@ -69,7 +69,7 @@ pub struct Stats {
     pub recovery_corrupt_records: u64,
     pub recovery_bytes_dropped: u64,
     pub recovery_duration_us: u64,
-    /// Expired keys removed (by the sweep or by the access that found them).
+    /// Expired keys the sweep removed (the background sweep and `sweep_expired`).
     pub expired_reclaimed: u64,
     /// Writers that waited because the WAL queue was full, and the total
     /// time they waited.

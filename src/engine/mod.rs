@@ -77,6 +77,8 @@ pub(crate) struct Inner {
     /// writes that never became durable (some of them returned an error),
     /// so the handle serves no reads either.
     failed: Arc<AtomicBool>,
+    /// Expired keys the sweep removed.
+    pub(crate) expired_reclaimed: AtomicU64,
 }
 
 /// An open engine. All methods are safe to call from many threads at once.
@@ -98,6 +100,7 @@ impl Inner {
             clock: opts.clock.clone(),
             max_value_bytes: opts.max_value_bytes,
             last_token: AtomicU64::new(0),
+            expired_reclaimed: AtomicU64::new(0),
             failed: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -239,18 +242,30 @@ impl Engine {
         }
     }
 
-    fn write_shard(&self, key: &[u8]) -> RwLockWriteGuard<'_, ShardData> {
-        self.inner.shard(key).write()
+    /// Locks `key`'s shard for writing, counting one operation of `kind`.
+    fn write_shard(&self, key: &[u8], kind: OpKind) -> RwLockWriteGuard<'_, ShardData> {
+        let shard = self.inner.shard(key);
+        shard.ops.add(kind, 1);
+        shard.write()
     }
 
-    fn read_shard(&self, key: &[u8]) -> RwLockReadGuard<'_, ShardData> {
-        self.inner.shard(key).read()
+    fn read_shard(&self, key: &[u8], kind: OpKind) -> RwLockReadGuard<'_, ShardData> {
+        let shard = self.inner.shard(key);
+        shard.ops.add(kind, 1);
+        shard.read()
+    }
+
+    /// Counts `n` operations of a batch (mget, mset, mdel, transactions).
+    fn count_ops(&self, shard: usize, kind: OpKind, n: u64) {
+        if let Some(s) = self.inner.shards.get(shard) {
+            s.ops.add(kind, n);
+        }
     }
 
     pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
         let expires_at = self.check_store(key, value, ttl_ms)?;
         let lsn = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Write);
             s.put_bytes(key, value, expires_at);
             self.log(&Record::Set { key, value, expires_at })?
         };
@@ -262,7 +277,7 @@ impl Engine {
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         check_key(key)?;
         self.check_usable()?;
-        let s = self.read_shard(key);
+        let s = self.read_shard(key, OpKind::Read);
         s.live(key, || self.inner.now()).map(|e| e.value().with_bytes(f)).transpose()
     }
 
@@ -273,7 +288,7 @@ impl Engine {
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
         self.check_usable()?;
-        Ok(self.read_shard(key).live(key, || self.inner.now()).is_some())
+        Ok(self.read_shard(key, OpKind::Read).live(key, || self.inner.now()).is_some())
     }
 
     /// Removes a key; false if it was absent.
@@ -281,7 +296,7 @@ impl Engine {
         check_key(key)?;
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Delete);
             if !s.remove(key, || self.inner.now()) {
                 return Ok(false);
             }
@@ -303,7 +318,7 @@ impl Engine {
         check_key(key)?;
         self.check_writable()?;
         let (value, lsn) = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Incr);
             let (current, expires_at) = match s.live(key, || self.inner.now()) {
                 None => (0, 0),
                 Some(e) => {
@@ -327,7 +342,7 @@ impl Engine {
     pub fn setnx(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<bool> {
         let expires_at = self.check_store(key, value, ttl_ms)?;
         let lsn = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Write);
             if s.live(key, || self.inner.now()).is_some() {
                 return Ok(false);
             }
@@ -342,7 +357,7 @@ impl Engine {
     pub fn cas(&self, key: &[u8], expected: &[u8], new: &[u8], ttl_ms: u64) -> Result<CasOutcome> {
         let expires_at = self.check_store(key, new, ttl_ms)?;
         let lsn = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Write);
             match s.live(key, || self.inner.now()) {
                 None => return Ok(CasOutcome::NotFound),
                 Some(e) if !e.value().with_bytes(|b| b == expected)? => return Ok(CasOutcome::Mismatch),
@@ -371,7 +386,7 @@ impl Engine {
     fn set_expiry(&self, key: &[u8], expires_at: u64, durable: bool) -> Result<bool> {
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Expire);
             match s.live(key, || self.inner.now()) {
                 None => return Ok(false),
                 Some(e) if e.expires_at() == expires_at => return Ok(true),
@@ -388,7 +403,7 @@ impl Engine {
     pub fn ttl(&self, key: &[u8]) -> Result<Option<i64>> {
         check_key(key)?;
         self.check_usable()?;
-        let s = self.read_shard(key);
+        let s = self.read_shard(key, OpKind::Read);
         let now = self.inner.now();
         Ok(s.live(key, || now).map(|e| match e.expires_at() {
             0 => -1,
@@ -424,6 +439,7 @@ impl Engine {
         }
         check_record_size(mset_body_len(keys, values))?;
         self.check_writable()?;
+        self.count_ops(self.inner.shard_index(keys[0]), OpKind::Write, keys.len() as u64);
         let lsn = {
             let mut guards = self.lock_all(&self.shard_set(keys));
             for (k, v) in keys.iter().zip(values) {
@@ -441,6 +457,7 @@ impl Engine {
         }
         self.check_usable()?;
         let idx = self.shard_set(keys);
+        self.count_ops(idx.first().copied().unwrap_or(0), OpKind::Read, keys.len() as u64);
         let guards: Vec<(usize, RwLockReadGuard<'_, ShardData>)> =
             idx.iter().map(|&i| (i, self.inner.shards[i].read())).collect();
         let now = self.inner.now();
@@ -461,6 +478,7 @@ impl Engine {
         }
         check_record_size(mdel_body_len(keys))?;
         self.check_writable()?;
+        self.count_ops(keys.first().map_or(0, |k| self.inner.shard_index(k)), OpKind::Delete, keys.len() as u64);
         let (deleted, lsn) = {
             let mut guards = self.lock_all(&self.shard_set(keys));
             let now = self.inner.now();
@@ -486,7 +504,7 @@ impl Engine {
         let expires_at = self.lock_expiry(ttl_ms)?;
         self.check_writable()?;
         let (token, lsn) = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Lock);
             if let Some(e) = s.live(key, || self.inner.now()) {
                 if !e.value().with_bytes(|b| b == owner).unwrap_or(false) {
                     return Ok(LockOutcome::Locked);
@@ -505,7 +523,7 @@ impl Engine {
         check_owner(owner)?;
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Lock);
             match self.owner_check(&s, key, owner) {
                 OwnerOutcome::Done => {}
                 other => return Ok(other),
@@ -524,7 +542,7 @@ impl Engine {
         let expires_at = self.lock_expiry(ttl_ms)?;
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key);
+            let mut s = self.write_shard(key, OpKind::Lock);
             match self.owner_check(&s, key, owner) {
                 OwnerOutcome::Done => {}
                 other => return Ok(other),
@@ -555,6 +573,7 @@ impl Engine {
 
     /// Live keys with `prefix`, copied one shard at a time.
     pub fn scan(&self, prefix: &[u8]) -> ScanIter {
+        self.count_ops(0, OpKind::Scan, 1);
         ScanIter::new(self.inner.clone(), prefix.to_vec())
     }
 
@@ -568,6 +587,9 @@ impl Engine {
     /// returns how many.
     /// In `SyncMode::Always` the removals are durable when it returns.
     pub fn sweep_expired(&self) -> usize {
+        if self.read_only.is_some() {
+            return 0;
+        }
         let log = self.durability.as_ref().map(|d| d.appender());
         let (swept, last_lsn) = expiry::sweep_all(&self.inner, log.as_ref());
         if let (Some(d), Some(lsn)) = (&self.durability, last_lsn) {
@@ -613,6 +635,10 @@ impl Engine {
             st.recovery_duration_us = r.duration_us;
         }
         st.keys = self.count();
+        for shard in self.inner.shards.iter() {
+            shard.ops.add_into(&mut st.ops);
+        }
+        st.expired_reclaimed = self.inner.expired_reclaimed.load(Ordering::Relaxed);
         st
     }
 
@@ -685,7 +711,7 @@ impl Engine {
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
         check_key(key)?;
         self.check_usable()?;
-        let s = self.read_shard(key);
+        let s = self.read_shard(key, OpKind::Read);
         s.live(key, || self.inner.now()).map(|e| Ok((e.value().to_vec()?, e.expires_at()))).transpose()
     }
 

@@ -1,5 +1,6 @@
 //! One shard: a table of entries behind a reader-writer lock.
 
+use super::metrics::OpCounters;
 use std::collections::{HashMap, HashSet};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -29,11 +30,14 @@ pub struct ShardData {
 #[repr(align(128))]
 pub struct Shard {
     lock: RwLock<ShardData>,
+    /// Operations on this shard by kind (beside the lock, whose cache
+    /// line the operation touches anyway).
+    pub ops: OpCounters,
 }
 
 impl Shard {
     pub fn new(hasher: KeyHashBuilder) -> Shard {
-        Shard { lock: RwLock::new(ShardData { map: HashSet::with_hasher(hasher), ttl_count: 0, watched: None }) }
+        Shard { lock: RwLock::new(ShardData { map: HashSet::with_hasher(hasher), ttl_count: 0, watched: None }), ops: OpCounters::default() }
     }
 
     // A panic inside a shard operation leaves the table consistent (every

@@ -295,6 +295,7 @@ impl Engine {
             }
             Scope::All => ((0..self.inner.shards.len()).collect(), true),
         };
+        self.count_ops(idx.first().copied().unwrap_or(0), super::OpKind::Txn, 1);
         let mut txn = Txn { engine: self, guards: self.lock_all(&idx), all, now: self.inner.now(), ops: Vec::new(), body: 8 };
         let out = f(&mut txn);
         let lsn = match txn.ops.as_slice() {

@@ -3,7 +3,7 @@
 use std::ffi::c_int;
 
 use super::*;
-use crate::engine::{CasOutcome, Engine, LockOutcome, OwnerOutcome, Stats};
+use crate::engine::{CasOutcome, Engine, LockOutcome, OpKind, OwnerOutcome, Stats};
 
 /// An open database. Thread-safe: any number of threads may call any
 /// function on one handle at once, except `dbkv_close`, which must be the
@@ -48,6 +48,41 @@ pub struct dbkv_statistics {
     pub recovery_corrupt_records: u64,
     pub recovery_bytes_dropped: u64,
     pub recovery_duration_us: u64,
+    /// Operations since open, by kind: reads (get, exists, ttl, each key of
+    /// mget), writes (set, setnx, cas, each key of mset), deletes (delete,
+    /// each key of mdel), incr/decr, expire/persist, lock/unlock/extend,
+    /// transactions (fenced writes and `dbkv serve`'s other commands),
+    /// scans started.
+    pub ops_read: u64,
+    pub ops_write: u64,
+    pub ops_delete: u64,
+    pub ops_incr: u64,
+    pub ops_expire: u64,
+    pub ops_lock: u64,
+    pub ops_txn: u64,
+    pub ops_scan: u64,
+    /// WAL segment files on disk, and segments started since open.
+    pub wal_segments: u64,
+    pub wal_rotations: u64,
+    /// WAL fsync latency since open, in microseconds: total, median, 99th
+    /// percentile and maximum. Percentiles come from a log2 histogram: each
+    /// is its bucket's upper bound (at most twice the true value, never
+    /// above the maximum).
+    pub fsync_total_us: u64,
+    pub fsync_p50_us: u64,
+    pub fsync_p99_us: u64,
+    pub fsync_max_us: u64,
+    /// Snapshots that failed (each is retried at the next trigger), the
+    /// size of the last snapshot written and when it completed (unix ms).
+    pub snapshot_failures: u64,
+    pub last_snapshot_bytes: u64,
+    pub last_snapshot_unix_ms: u64,
+    /// Expired keys removed by the background sweep.
+    pub expired_reclaimed: u64,
+    /// Writes that waited because the WAL queue was full (32 MiB), and the
+    /// total time they waited, in microseconds.
+    pub backpressure_waits: u64,
+    pub backpressure_wait_us: u64,
 }
 
 impl dbkv_statistics {
@@ -69,6 +104,26 @@ impl dbkv_statistics {
             recovery_corrupt_records: s.recovery_corrupt_records,
             recovery_bytes_dropped: s.recovery_bytes_dropped,
             recovery_duration_us: s.recovery_duration_us,
+            ops_read: s.ops[OpKind::Read as usize],
+            ops_write: s.ops[OpKind::Write as usize],
+            ops_delete: s.ops[OpKind::Delete as usize],
+            ops_incr: s.ops[OpKind::Incr as usize],
+            ops_expire: s.ops[OpKind::Expire as usize],
+            ops_lock: s.ops[OpKind::Lock as usize],
+            ops_txn: s.ops[OpKind::Txn as usize],
+            ops_scan: s.ops[OpKind::Scan as usize],
+            wal_segments: s.wal_segments,
+            wal_rotations: s.wal_rotations,
+            fsync_total_us: s.fsync_total_us,
+            fsync_p50_us: s.fsync_p50_us,
+            fsync_p99_us: s.fsync_p99_us,
+            fsync_max_us: s.fsync_max_us,
+            snapshot_failures: s.snapshot_failures,
+            last_snapshot_bytes: s.last_snapshot_bytes,
+            last_snapshot_unix_ms: s.last_snapshot_unix_ms,
+            expired_reclaimed: s.expired_reclaimed,
+            backpressure_waits: s.backpressure_waits,
+            backpressure_wait_us: s.backpressure_wait_us,
         }
     }
 }

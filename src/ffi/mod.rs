@@ -9,11 +9,13 @@
 mod db;
 mod fence;
 mod iter;
+mod log_buffer;
 mod options;
 
 pub use db::*;
 pub use fence::*;
 pub use iter::*;
+pub use log_buffer::*;
 pub use options::*;
 
 use std::cell::RefCell;
@@ -109,7 +111,8 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<c_int, Error>) -> c_int {
         Ok(status) => status,
         Err(e) => {
             let status = status_of(&e);
-            set_last_error(e.to_string());
+            // The status names the kind; the message says the rest.
+            set_last_error(e.detail());
             status
         }
     }

@@ -1,11 +1,11 @@
 //! `dbkv_options`: the builder passed to `dbkv_open`.
 
-use std::ffi::{c_char, c_int, CStr, OsStr};
+use std::ffi::{c_char, c_int, c_void, CStr, CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 use super::{guard, out, DBKV_OK};
-use crate::engine::{Options, RecoveryMode, SyncMode};
+use crate::engine::{LogLevel, Options, RecoveryMode, SyncMode};
 use crate::error::Error;
 
 /// `sync_mode`: fsync only on segment rotation, snapshot and close.
@@ -20,6 +20,20 @@ pub const DBKV_RECOVERY_POINT_IN_TIME: c_int = 0;
 pub const DBKV_RECOVERY_ABSOLUTE: c_int = 1;
 /// `recovery_mode`: replay every record with a good checksum, skipping damaged ones.
 pub const DBKV_RECOVERY_SKIP_CORRUPTED: c_int = 2;
+
+/// Log level: the handle stopped accepting writes, a snapshot or recovery failed.
+pub const DBKV_LOG_ERROR: c_int = 1;
+/// Log level: damage found in the data directory and what recovery did with it.
+pub const DBKV_LOG_WARN: c_int = 2;
+/// Log level (default minimum): recovery summaries, snapshots written.
+pub const DBKV_LOG_INFO: c_int = 3;
+/// Log level: WAL segment rotation and file retention.
+pub const DBKV_LOG_DEBUG: c_int = 4;
+
+/// A log callback: receives the `userdata` given to
+/// `dbkv_options_set_logger`, a `DBKV_LOG_*` level and a NUL-terminated
+/// message that is valid only during the call.
+pub type dbkv_log_fn = Option<unsafe extern "C" fn(userdata: *mut c_void, level: c_int, msg: *const c_char)>;
 
 /// Options for `dbkv_open`. Create with `dbkv_options_new`, free with
 /// `dbkv_options_free`. Not thread-safe: use one options object from one
@@ -163,6 +177,70 @@ pub unsafe extern "C" fn dbkv_options_set_snapshot_keep(opts: *mut dbkv_options,
 pub unsafe extern "C" fn dbkv_options_set_recovery_mode(opts: *mut dbkv_options, mode: c_int) -> c_int {
     with_opts(opts, |o| {
         o.recovery_mode = RecoveryMode::from_int(mode as i64)?;
+        Ok(())
+    })
+}
+
+/// The C callback and its userdata, called from whichever thread logs.
+struct CLogger {
+    cb: unsafe extern "C" fn(*mut c_void, c_int, *const c_char),
+    userdata: *mut c_void,
+}
+
+// SAFETY: the header tells the caller that the callback runs on dbkv's
+// threads as well as the caller's, possibly concurrently, and must be
+// thread-safe; dbkv only passes `userdata` back, never dereferences it.
+unsafe impl Send for CLogger {}
+// SAFETY: as for Send; CLogger has no interior state.
+unsafe impl Sync for CLogger {}
+
+impl CLogger {
+    fn call(&self, level: LogLevel, msg: &str) {
+        let text = CString::new(msg.replace('\0', "\\0")).unwrap_or_default();
+        // SAFETY: `cb` is the caller's function, given a valid
+        // NUL-terminated string that outlives the call, and its own userdata.
+        unsafe { (self.cb)(self.userdata, level as c_int, text.as_ptr()) }
+    }
+}
+
+/// Sets a function that receives the library's log messages: the recovery
+/// summary of `dbkv_open`, every piece of damage found and what was done
+/// with it (`DBKV_LOG_WARN`), snapshots written or failed, entering the
+/// failed state with the OS error (`DBKV_LOG_ERROR`), WAL segment rotation
+/// and retention (`DBKV_LOG_DEBUG`). No logger (the default, or `cb` NULL)
+/// means dbkv says nothing.
+///
+/// Thread-safety: the callback is called from the thread calling
+/// `dbkv_open` and from dbkv's background threads (WAL writer, snapshot),
+/// possibly at the same time, until `dbkv_close` returns; it must be
+/// thread-safe and return normally (no longjmp, no C++ exception). dbkv
+/// holds no shard lock while calling it, so it may call dbkv functions on
+/// the handle (not `dbkv_close`).
+///
+/// @param cb  the callback, or NULL to log nothing.
+/// @param userdata  passed to every call as is; dbkv never reads it. It must
+///   stay valid until every handle opened with these options is closed.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (opts is NULL).
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_options_set_logger(opts: *mut dbkv_options, cb: dbkv_log_fn, userdata: *mut c_void) -> c_int {
+    with_opts(opts, |o| {
+        o.logger = cb.map(|cb| {
+            let logger = CLogger { cb, userdata };
+            std::sync::Arc::new(move |level: LogLevel, msg: &str| logger.call(level, msg)) as crate::engine::LogFn
+        });
+        Ok(())
+    })
+}
+
+/// Sets the least severe level the logger receives: `DBKV_LOG_ERROR`,
+/// `DBKV_LOG_WARN`, `DBKV_LOG_INFO` (default) or `DBKV_LOG_DEBUG`.
+/// @return `DBKV_OK`, `DBKV_ERR_INVALID_ARGUMENT` (any other value).
+#[no_mangle]
+pub unsafe extern "C" fn dbkv_options_set_log_level(opts: *mut dbkv_options, level: c_int) -> c_int {
+    with_opts(opts, |o| {
+        o.log_level = LogLevel::from_int(level as i64).ok_or_else(|| {
+            Error::InvalidArgument(format!("log level {level} is not one of DBKV_LOG_ERROR (1), DBKV_LOG_WARN (2), DBKV_LOG_INFO (3), DBKV_LOG_DEBUG (4)"))
+        })?;
         Ok(())
     })
 }

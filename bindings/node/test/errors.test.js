@@ -11,7 +11,7 @@ const { fresh, tempDir, throwsCode } = require('./helpers/util');
 
 test('INVALID_ARGUMENT from the library carries dbkv_last_error', (t) => {
   const db = fresh(t);
-  throwsCode(assert, () => db.set('', 'v'), 'INVALID_ARGUMENT', /^set: invalid argument: key is empty/);
+  throwsCode(assert, () => db.set('', 'v'), 'INVALID_ARGUMENT', /^set: key is empty/);
   throwsCode(assert, () => db.get(Buffer.alloc(0)), 'INVALID_ARGUMENT', /^get: .*key is empty/);
   throwsCode(assert, () => db.getString(''), 'INVALID_ARGUMENT', /^getString: /);
   throwsCode(assert, () => db.delete(''), 'INVALID_ARGUMENT', /^delete: /);
@@ -52,10 +52,10 @@ test('TOO_LARGE for keys over 65,535 bytes and values over maxValueBytes', (t) =
   const db = fresh(t, { maxValueBytes: 1024 });
   const longKey = 'k'.repeat(65536);
   db.set('k'.repeat(65535), 'fits');
-  throwsCode(assert, () => db.set(longKey, 'v'), 'TOO_LARGE', /^set: too large: key is 65536 bytes/);
+  throwsCode(assert, () => db.set(longKey, 'v'), 'TOO_LARGE', /^set: key is 65536 bytes/);
   throwsCode(assert, () => db.get(longKey), 'TOO_LARGE', /^get: /);
   throwsCode(assert, () => db.set('é'.repeat(32768), 'v'), 'TOO_LARGE', /key is 65536 bytes/); // 2 bytes a char
-  throwsCode(assert, () => db.set('k', Buffer.alloc(1025)), 'TOO_LARGE', /^set: too large: value is 1025 bytes, max_value_bytes is 1024/);
+  throwsCode(assert, () => db.set('k', Buffer.alloc(1025)), 'TOO_LARGE', /^set: value is 1025 bytes, max_value_bytes is 1024/);
   throwsCode(assert, () => db.setNX('k2', Buffer.alloc(2000)), 'TOO_LARGE', /^setNX: /);
   throwsCode(assert, () => db.mset([['a', 'ok'], ['b', Buffer.alloc(1025)]]), 'TOO_LARGE', /^mset: /);
   assert.equal(db.get('a'), undefined, 'mset checks everything before writing');
@@ -71,7 +71,7 @@ test('NOT_INTEGER and OVERFLOW', (t) => {
 });
 
 test('open: bad options are refused with the option named', () => {
-  throwsCode(assert, () => open({ shards: 3 }), 'INVALID_ARGUMENT', /^open: option shards: invalid argument: shards must be a power of two/);
+  throwsCode(assert, () => open({ shards: 3 }), 'INVALID_ARGUMENT', /^open: option shards: shards must be a power of two/);
   throwsCode(assert, () => open({ snapshotKeep: 0 }), 'INVALID_ARGUMENT', /option snapshotKeep: .*snapshot_keep must be 1 to 1000/);
   throwsCode(assert, () => open({ syncIntervalMs: 0 }), 'INVALID_ARGUMENT', /option syncIntervalMs/);
   throwsCode(assert, () => open({ walSegmentBytes: 100 }), 'INVALID_ARGUMENT', /option walSegmentBytes/);
@@ -88,13 +88,13 @@ test('open: bad options are refused with the option named', () => {
 test('IO: a data directory under a regular file', () => {
   const file = path.join(tempDir(), 'file');
   fs.writeFileSync(file, 'not a directory');
-  throwsCode(assert, () => open({ dir: path.join(file, 'db') }), 'IO', /^open: I\/O error: /);
+  throwsCode(assert, () => open({ dir: path.join(file, 'db') }), 'IO', /^open: cannot create data directory .*a component of .* is a file, not a directory/);
 });
 
 test('IO: a data directory that is a file', () => {
   const file = path.join(tempDir(), 'file');
   fs.writeFileSync(file, 'not a directory');
-  throwsCode(assert, () => open({ dir: file }), 'IO', /^open: I\/O error: /);
+  throwsCode(assert, () => open({ dir: file }), 'IO', /^open: data directory .* is not a directory/);
 });
 
 test('ERROR_CODES maps every C status to its code', () => {

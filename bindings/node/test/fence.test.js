@@ -88,9 +88,9 @@ test('bad arguments throw before any write', (t) => {
   throwsCode(assert, () => db.setFenced('lock', token, 'res', 'x', { ttlMs: -1 }), 'INVALID_ARGUMENT', /ttlMs must be/);
   throwsCode(assert, () => db.deleteFenced(null, token, 'res'), 'INVALID_ARGUMENT', /^deleteFenced: lockKey must be/);
   // From the library, with its message; checked before the token.
-  throwsCode(assert, () => db.setFenced('', token, 'res', 'x'), 'INVALID_ARGUMENT', /^setFenced: invalid argument: key is empty/);
+  throwsCode(assert, () => db.setFenced('', token, 'res', 'x'), 'INVALID_ARGUMENT', /^setFenced: key is empty/);
   throwsCode(assert, () => db.deleteFenced('lock', token, ''), 'INVALID_ARGUMENT', /^deleteFenced: .*key is empty/);
-  throwsCode(assert, () => db.setFenced('lock', token, 'res', 'x'.repeat(9)), 'TOO_LARGE', /^setFenced: too large: value is 9 bytes/);
+  throwsCode(assert, () => db.setFenced('lock', token, 'res', 'x'.repeat(9)), 'TOO_LARGE', /^setFenced: value is 9 bytes/);
   throwsCode(assert, () => db.setFenced('lock', token + 1n, 'res', 'x'.repeat(9)), 'TOO_LARGE');
   throwsCode(assert, () => db.setFenced('k'.repeat(65536), token, 'res', 'x'), 'TOO_LARGE', /key is 65536 bytes/);
   assert.equal(db.getString('res'), 'keep');
