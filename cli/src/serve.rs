@@ -271,7 +271,9 @@ fn open_engine(a: &ServeArgs, opts: Options) -> Result<Engine, ExitCode> {
             tracing::info!("still recovering after {waited} s");
         }
     });
-    let r = Engine::open(opts);
+    let progress = crate::progress::Progress::new("recovery", crate::progress::Unit::Bytes, 0, false);
+    let r = Engine::open(Options { progress: Some(progress.recovery_hook()), ..opts });
+    progress.finish();
     drop(done);
     let _ = ticker.join();
     match r {

@@ -5,6 +5,7 @@
 mod clock;
 pub mod collections;
 mod durability;
+pub mod dump;
 pub mod entry;
 mod expiry;
 mod fence;

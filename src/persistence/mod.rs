@@ -3,6 +3,7 @@
 
 pub mod block;
 pub mod coll_record;
+pub mod inspect;
 pub mod record;
 pub mod recovery;
 pub mod snapshot;
