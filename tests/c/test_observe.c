@@ -271,6 +271,7 @@ static void test_actionable_open_errors(void) {
         dbkv *second = NULL;
         EXPECT_RC(dbkv_open(o, &second), DBKV_ERR_BUSY);
         EXPECT_LAST_ERROR_HAS("already open");
+        EXPECT_LAST_ERROR_HAS("held by this process");
         EXPECT(strncmp(dbkv_last_error(), "busy", 4) != 0);
     }
     EXPECT_OK(dbkv_close(db));

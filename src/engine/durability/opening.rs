@@ -37,8 +37,15 @@ pub(super) fn dir_error(dir: &Path, e: &std::io::Error) -> Error {
 
 pub(super) fn lock_dir(vfs: &dyn Vfs, dir: &Path) -> Result<Box<dyn Send + Sync>> {
     vfs.lock_dir(dir).map_err(|e| Error::io(&format!("lock {}", dir.join("LOCK").display()), &e))?.ok_or_else(|| {
+        // The holder writes its PID into LOCK (best effort, and only the OS
+        // file layer does): name it when it is there.
+        let by = match crate::persistence::vfs::lock_holder_pid(dir) {
+            Some(pid) if pid == std::process::id() => " by this process".to_string(),
+            Some(pid) => format!(" by process {pid}"),
+            None => " by this or another process".to_string(),
+        };
         Error::Busy(format!(
-            "data directory {} is already open (its LOCK is held by this or another process); close the other handle, or read it with `dbkv check --force-readonly`",
+            "data directory {} is already open (its LOCK is held{by}); close the other handle, or read it with `dbkv check --force-readonly`",
             dir.display()
         ))
     })
