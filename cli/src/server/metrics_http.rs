@@ -205,9 +205,9 @@ fn head_end(buf: &[u8]) -> Option<usize> {
     }
 }
 
-/// What a request asks for.
+/// What a request asks for, by what the reply will be.
 #[derive(Debug, PartialEq, Eq)]
-enum Request {
+enum Route {
     Metrics { head_only: bool },
     NotFound,
     MethodNotAllowed,
@@ -215,41 +215,41 @@ enum Request {
     BadRequest,
 }
 
-fn parse(head: &[u8]) -> Request {
+fn parse(head: &[u8]) -> Route {
     if head.len() > MAX_HEAD {
-        return Request::TooLarge;
+        return Route::TooLarge;
     }
-    let Ok(text) = std::str::from_utf8(head) else { return Request::BadRequest };
+    let Ok(text) = std::str::from_utf8(head) else { return Route::BadRequest };
     let line = text.lines().next().unwrap_or("");
     let mut parts = line.split(' ');
     let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Request::BadRequest;
+        return Route::BadRequest;
     };
     let token = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !token(method) || !matches!(version, "HTTP/1.0" | "HTTP/1.1") || !target.starts_with('/') {
-        return Request::BadRequest;
+        return Route::BadRequest;
     }
     let path = target.split('?').next().unwrap_or(target);
     match (method, path) {
-        ("GET" | "HEAD", "/metrics") => Request::Metrics { head_only: method == "HEAD" },
-        (_, "/metrics") => Request::MethodNotAllowed,
-        _ => Request::NotFound,
+        ("GET" | "HEAD", "/metrics") => Route::Metrics { head_only: method == "HEAD" },
+        (_, "/metrics") => Route::MethodNotAllowed,
+        _ => Route::NotFound,
     }
 }
 
 fn respond(head: &[u8], srv: &Weak<Server>) -> Vec<u8> {
     match parse(head) {
-        Request::Metrics { head_only } => match srv.upgrade() {
+        Route::Metrics { head_only } => match srv.upgrade() {
             Some(srv) => {
                 let body = prometheus::render(&Figures::take(&srv));
                 response("200 OK", prometheus::CONTENT_TYPE, &[], &body, head_only)
             }
             None => text("503 Service Unavailable", &[], "shutting down\n"),
         },
-        Request::NotFound => text("404 Not Found", &[], "not found: the metrics are at /metrics\n"),
-        Request::MethodNotAllowed => text("405 Method Not Allowed", &["Allow: GET, HEAD"], "method not allowed: use GET\n"),
-        Request::TooLarge => text("431 Request Header Fields Too Large", &[], "request head too large\n"),
-        Request::BadRequest => text("400 Bad Request", &[], "bad request\n"),
+        Route::NotFound => text("404 Not Found", &[], "not found: the metrics are at /metrics\n"),
+        Route::MethodNotAllowed => text("405 Method Not Allowed", &["Allow: GET, HEAD"], "method not allowed: use GET\n"),
+        Route::TooLarge => text("431 Request Header Fields Too Large", &[], "request head too large\n"),
+        Route::BadRequest => text("400 Bad Request", &[], "bad request\n"),
     }
 }
 
@@ -276,16 +276,16 @@ mod tests {
 
     #[test]
     fn requests() {
-        assert_eq!(parse(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Request::Metrics { head_only: false });
-        assert_eq!(parse(b"GET /metrics?x=1 HTTP/1.0\n\n"), Request::Metrics { head_only: false });
-        assert_eq!(parse(b"HEAD /metrics HTTP/1.1\r\n\r\n"), Request::Metrics { head_only: true });
-        assert_eq!(parse(b"POST /metrics HTTP/1.1\r\n\r\n"), Request::MethodNotAllowed);
-        assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Request::NotFound);
-        assert_eq!(parse(b"GET /metrics\r\n\r\n"), Request::BadRequest);
-        assert_eq!(parse(b"GET /metrics HTTP/2.0\r\n\r\n"), Request::BadRequest);
-        assert_eq!(parse(b"G(T /metrics HTTP/1.1\r\n\r\n"), Request::BadRequest);
-        assert_eq!(parse(b"\xff\xfe\r\n\r\n"), Request::BadRequest);
-        assert_eq!(parse(&[b'a'; MAX_HEAD + 1]), Request::TooLarge);
+        assert_eq!(parse(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Route::Metrics { head_only: false });
+        assert_eq!(parse(b"GET /metrics?x=1 HTTP/1.0\n\n"), Route::Metrics { head_only: false });
+        assert_eq!(parse(b"HEAD /metrics HTTP/1.1\r\n\r\n"), Route::Metrics { head_only: true });
+        assert_eq!(parse(b"POST /metrics HTTP/1.1\r\n\r\n"), Route::MethodNotAllowed);
+        assert_eq!(parse(b"GET / HTTP/1.1\r\n\r\n"), Route::NotFound);
+        assert_eq!(parse(b"GET /metrics\r\n\r\n"), Route::BadRequest);
+        assert_eq!(parse(b"GET /metrics HTTP/2.0\r\n\r\n"), Route::BadRequest);
+        assert_eq!(parse(b"G(T /metrics HTTP/1.1\r\n\r\n"), Route::BadRequest);
+        assert_eq!(parse(b"\xff\xfe\r\n\r\n"), Route::BadRequest);
+        assert_eq!(parse(&[b'a'; MAX_HEAD + 1]), Route::TooLarge);
     }
 
     #[test]
