@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::{Args, ValueEnum};
-use dbkv::engine::{Options, RecoveryMode, SyncMode};
+use dbkv::engine::{LogLevel as EngineLevel, Options, RecoveryMode, SyncMode};
 use dbkv::{Engine, Error};
 
 use crate::server::event_loop::{self, Listener};
+use crate::server::metrics_http;
 use crate::server::{Server, Settings, SyncPolicy};
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -103,9 +104,12 @@ pub struct ServeArgs {
     /// skip-corrupted (skip the damaged block, keep what follows).
     #[arg(long, env = "DBKV_RECOVERY_MODE", value_enum, default_value = "point-in-time")]
     recovery_mode: RecoveryArg,
-    /// Log level for the lines written to stderr.
+    /// Log level for the lines written to stderr (the engine's own events included).
     #[arg(long, env = "DBKV_LOG", value_enum, default_value = "info")]
     log_level: LogLevel,
+    /// Serve Prometheus metrics on http://ADDR/metrics (e.g. 127.0.0.1:9121); off unless set.
+    #[arg(long, env = "DBKV_METRICS_ADDR", value_name = "IP:PORT")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 fn parse_octal(s: &str) -> Result<u32, String> {
@@ -141,7 +145,25 @@ fn engine_options(a: &ServeArgs) -> Result<Options, String> {
     if !a.disable_persistence {
         o.data_dir = Some(a.data_dir.clone());
     }
+    o.logger = Some(Arc::new(engine_log));
+    o.log_level = match a.log_level {
+        LogLevel::Error => EngineLevel::Error,
+        LogLevel::Warn => EngineLevel::Warn,
+        LogLevel::Info => EngineLevel::Info,
+        LogLevel::Debug | LogLevel::Trace => EngineLevel::Debug,
+    };
     Ok(o)
+}
+
+/// The engine's events (recovery, snapshots, failures, rotation) go to
+/// this server's log, marked as coming from the engine.
+fn engine_log(level: EngineLevel, msg: &str) {
+    match level {
+        EngineLevel::Error => tracing::error!(source = "engine", "{msg}"),
+        EngineLevel::Warn => tracing::warn!(source = "engine", "{msg}"),
+        EngineLevel::Info => tracing::info!(source = "engine", "{msg}"),
+        EngineLevel::Debug => tracing::debug!(source = "engine", "{msg}"),
+    }
 }
 
 fn init_logging(level: LogLevel) {
@@ -183,6 +205,16 @@ pub fn run(a: ServeArgs) -> ExitCode {
             return close(srv, ExitCode::from(1));
         }
     };
+    let metrics = match a.metrics_addr.map(|addr| metrics_http::start(addr, Arc::downgrade(&srv))).transpose() {
+        Ok(m) => m,
+        Err(m) => {
+            tracing::error!("{m}");
+            return close(srv, ExitCode::from(1));
+        }
+    };
+    if let Some((addr, _)) = &metrics {
+        tracing::info!("serving metrics on http://{addr}/metrics");
+    }
     let threads = a.threads.map_or_else(default_threads, |n| n as usize);
     let workers = match event_loop::start(srv.clone(), &listeners, threads) {
         Ok(w) => w,
@@ -209,6 +241,9 @@ pub fn run(a: ServeArgs) -> ExitCode {
     }
     if let Some(s) = syncer {
         let _ = s.join();
+    }
+    if let Some((_, m)) = metrics {
+        let _ = m.join();
     }
     if let Some(p) = &a.unixsocket {
         let _ = std::fs::remove_file(p);
@@ -252,8 +287,10 @@ fn settings(a: &ServeArgs) -> Settings {
     }
 }
 
-/// Recovers the data directory (before any listener exists), logging
-/// progress while it runs and one summary line when it is done.
+/// Recovers the data directory (before any listener exists). The engine
+/// logs what it found (damage at WARN naming file and offset, its summary
+/// at INFO) and reports progress to the display; this adds one line with
+/// the figures the server starts with.
 fn open_engine(a: &ServeArgs, opts: Options) -> Result<Engine, ExitCode> {
     let started = Instant::now();
     if a.disable_persistence {
@@ -261,27 +298,12 @@ fn open_engine(a: &ServeArgs, opts: Options) -> Result<Engine, ExitCode> {
     } else {
         tracing::info!(data_dir = %a.data_dir.display(), "recovering");
     }
-    // Progress while recovery runs: the engine reports nothing until it
-    // is done, so say how long it has been running every 5 s.
-    let (done, wait) = std::sync::mpsc::channel::<()>();
-    let ticker = std::thread::spawn(move || {
-        let mut waited = 0;
-        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(Duration::from_secs(5)) {
-            waited += 5;
-            tracing::info!("still recovering after {waited} s");
-        }
-    });
     let progress = crate::progress::Progress::new("recovery", crate::progress::Unit::Bytes, 0, false);
     let r = Engine::open(Options { progress: Some(progress.recovery_hook()), ..opts });
     progress.finish();
-    drop(done);
-    let _ = ticker.join();
     match r {
         Ok(e) => {
             let st = e.stats();
-            if st.recovery_bytes_dropped > 0 || st.recovery_corrupt_records > 0 {
-                tracing::warn!(bytes_cut = st.recovery_bytes_dropped, damaged_records = st.recovery_corrupt_records, "recovery found damage in the WAL and repaired it (mode {:?})", a.recovery_mode);
-            }
             tracing::info!(
                 keys = st.keys,
                 snapshot_loaded = st.recovery_snapshot_loaded,
@@ -289,7 +311,7 @@ fn open_engine(a: &ServeArgs, opts: Options) -> Result<Engine, ExitCode> {
                 wal_records = st.recovery_wal_records,
                 bytes_cut = st.recovery_bytes_dropped,
                 seconds = format!("{:.3}", started.elapsed().as_secs_f64()),
-                "recovered"
+                "ready to serve"
             );
             Ok(e)
         }

@@ -147,6 +147,7 @@ impl Conn {
     pub fn run_commands(&mut self, srv: &Server) -> Result<(), Close> {
         let Conn { rbuf, rstart, rend, wbuf, state, wrote, .. } = self;
         let mut pos = *rstart;
+        state.clock = std::time::Instant::now();
         while pos < *rend && !state.close_after_reply && state.blocked.is_none() {
             if wbuf.len() > srv.settings.output_buffer_limit {
                 return Err(Close::Dropped(format!("output buffer over {} bytes (client-output-buffer-limit)", srv.settings.output_buffer_limit)));

@@ -13,6 +13,9 @@ pub mod conn;
 pub mod event_loop;
 pub mod glob;
 pub mod group_commit;
+pub mod metrics;
+pub mod metrics_http;
+pub mod prometheus;
 pub mod pubsub;
 pub mod reply;
 pub mod resp;
@@ -85,6 +88,8 @@ pub struct Server {
     pub blocking: blocking::Blocking,
     pub clients: Clients,
     pub counters: Counters,
+    /// Calls, time and errors by command (INFO commandstats, `/metrics`).
+    pub commands: metrics::CommandStats,
     /// Group commit for `--sync always` (see `group_commit`).
     pub gate: group_commit::Gate,
     pub started: Instant,
@@ -113,6 +118,7 @@ impl Server {
             blocking: blocking::Blocking::default(),
             clients: Clients::default(),
             counters: Counters::default(),
+            commands: metrics::CommandStats::default(),
             gate: group_commit::Gate::default(),
             started: Instant::now(),
             run_id: run_id(),

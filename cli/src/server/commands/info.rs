@@ -4,16 +4,19 @@
 use std::fmt::{Display, Write};
 use std::sync::atomic::Ordering;
 
-use dbkv::engine::Stats;
+use dbkv::engine::{OpKind, Stats};
 
 use super::connection::REDIS_VERSION;
 use super::{eq_ignore_case, Ctx};
+use crate::server::metrics::ServerFigures;
 use crate::server::{Server, SyncPolicy};
 
-/// What sections are written from; `stats` is read only when a chosen
-/// section needs it (it counts the keys of every shard).
+/// What sections are written from: the same reads `/metrics` renders
+/// (`server::metrics`). `stats` is read only when a chosen section needs it
+/// (it counts the keys of every shard).
 struct Facts<'a> {
     srv: &'a Server,
+    figures: ServerFigures,
     stats: Option<Stats>,
 }
 
@@ -28,21 +31,24 @@ impl Lines {
 
 type Writer = fn(&mut Lines, &Facts<'_>);
 
-/// Every section, in the order Redis prints them: name, header, writer.
-static SECTIONS: &[(&str, &str, Writer)] = &[
-    ("server", "Server", server),
-    ("clients", "Clients", clients),
-    ("memory", "Memory", memory),
-    ("persistence", "Persistence", persistence),
-    ("stats", "Stats", stats),
-    ("replication", "Replication", replication),
-    ("cpu", "CPU", cpu),
-    ("cluster", "Cluster", cluster),
-    ("keyspace", "Keyspace", keyspace),
+/// Every section, in the order Redis prints them: name, header, whether
+/// plain INFO (or `default`) shows it, writer. `all` and `everything` show
+/// them all.
+static SECTIONS: &[(&str, &str, bool, Writer)] = &[
+    ("server", "Server", true, server),
+    ("clients", "Clients", true, clients),
+    ("memory", "Memory", true, memory),
+    ("persistence", "Persistence", true, persistence),
+    ("stats", "Stats", true, stats),
+    ("replication", "Replication", true, replication),
+    ("cpu", "CPU", true, cpu),
+    ("commandstats", "Commandstats", false, commandstats),
+    ("cluster", "Cluster", true, cluster),
+    ("keyspace", "Keyspace", true, keyspace),
 ];
 
 /// Sections that need `Engine::stats`, which read-locks every shard.
-const NEEDS_ENGINE: [&str; 2] = ["persistence", "keyspace"];
+const NEEDS_ENGINE: [&str; 3] = ["persistence", "stats", "keyspace"];
 
 pub fn info(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     let chosen = choose(&argv[1..]);
@@ -50,23 +56,25 @@ pub fn info(ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
     if needs_engine && ctx.txn.is_some() {
         // EXEC holds write locks on its shards; reading every shard from
         // inside it would wait on itself.
-        return ctx.out.error("ERR INFO persistence and keyspace cannot run inside MULTI/EXEC in dbkv; call INFO outside the transaction");
+        return ctx.out.error("ERR INFO persistence, stats and keyspace cannot run inside MULTI/EXEC in dbkv; call INFO outside the transaction");
     }
-    let facts = Facts { srv: ctx.srv, stats: needs_engine.then(|| ctx.srv.engine.stats()) };
+    let facts = Facts { srv: ctx.srv, figures: ServerFigures::take(ctx.srv), stats: needs_engine.then(|| ctx.srv.engine.stats()) };
     ctx.out.verbatim(&render(&facts, &chosen));
 }
 
 /// The sections named (case-insensitively), in Redis's order. No
-/// argument, `default`, `all` and `everything` select every section;
-/// unknown names select nothing.
+/// argument and `default` select the default sections, `all` and
+/// `everything` every section; unknown names select nothing.
 fn choose(args: &[&[u8]]) -> Vec<&'static str> {
-    let every = args.is_empty() || args.iter().any(|a| ["default", "all", "everything"].iter().any(|w| eq_ignore_case(a, w)));
-    SECTIONS.iter().map(|s| s.0).filter(|name| every || args.iter().any(|a| eq_ignore_case(a, name))).collect()
+    let named = |w: &str| args.iter().any(|a| eq_ignore_case(a, w));
+    let every = named("all") || named("everything");
+    let default = args.is_empty() || named("default");
+    SECTIONS.iter().filter(|s| every || (default && s.2) || named(s.0)).map(|s| s.0).collect()
 }
 
 fn render(f: &Facts<'_>, chosen: &[&str]) -> String {
     let mut out = Lines(String::new());
-    for (i, (_, title, write)) in SECTIONS.iter().filter(|s| chosen.contains(&s.0)).enumerate() {
+    for (i, (_, title, _, write)) in SECTIONS.iter().filter(|s| chosen.contains(&s.0)).enumerate() {
         if i > 0 {
             out.0.push_str("\r\n");
         }
@@ -114,10 +122,10 @@ fn os_name() -> String {
 }
 
 fn clients(o: &mut Lines, f: &Facts<'_>) {
-    o.kv("connected_clients", f.srv.clients.count());
+    o.kv("connected_clients", f.figures.connected_clients);
     o.kv("cluster_connections", 0);
-    o.kv("maxclients", f.srv.settings.maxclients);
-    o.kv("blocked_clients", f.srv.blocking.count());
+    o.kv("maxclients", f.figures.maxclients);
+    o.kv("blocked_clients", f.figures.blocked_clients);
     o.kv("tracking_clients", 0);
     o.kv("clients_in_timeout_table", 0);
 }
@@ -188,20 +196,35 @@ fn persistence(o: &mut Lines, f: &Facts<'_>) {
         SyncPolicy::None => "none",
     };
     o.kv("dbkv_sync", sync);
+    for k in OpKind::ALL {
+        o.kv(&format!("dbkv_ops_{}", k.name()), st.ops[k as usize]);
+    }
     for (k, v) in [
         ("dbkv_wal_records", st.wal_records),
         ("dbkv_wal_bytes", st.wal_bytes),
+        ("dbkv_wal_segments", st.wal_segments),
+        ("dbkv_wal_rotations", st.wal_rotations),
         ("dbkv_fsyncs", st.fsyncs),
+        ("dbkv_fsync_total_us", st.fsync_total_us),
+        ("dbkv_fsync_p50_us", st.fsync_p50_us),
+        ("dbkv_fsync_p99_us", st.fsync_p99_us),
+        ("dbkv_fsync_max_us", st.fsync_max_us),
         ("dbkv_durable_lsn", st.durable_lsn),
         ("dbkv_last_lsn", st.last_lsn),
         ("dbkv_snapshots_taken", st.snapshots_taken),
+        ("dbkv_snapshot_failures", st.snapshot_failures),
         ("dbkv_last_snapshot_duration_us", st.last_snapshot_duration_us),
+        ("dbkv_last_snapshot_bytes", st.last_snapshot_bytes),
+        ("dbkv_last_snapshot_unix_ms", st.last_snapshot_unix_ms),
         ("dbkv_recovery_snapshot_loaded", st.recovery_snapshot_loaded as u64),
         ("dbkv_recovery_snapshot_entries", st.recovery_snapshot_entries),
         ("dbkv_recovery_wal_records", st.recovery_wal_records),
         ("dbkv_recovery_corrupt_records", st.recovery_corrupt_records),
         ("dbkv_recovery_bytes_dropped", st.recovery_bytes_dropped),
         ("dbkv_recovery_duration_us", st.recovery_duration_us),
+        ("dbkv_expired_reclaimed", st.expired_reclaimed),
+        ("dbkv_backpressure_waits", st.backpressure_waits),
+        ("dbkv_backpressure_wait_us", st.backpressure_wait_us),
         ("dbkv_failed", st.failed as u64),
     ] {
         o.kv(k, v);
@@ -209,19 +232,28 @@ fn persistence(o: &mut Lines, f: &Facts<'_>) {
 }
 
 fn stats(o: &mut Lines, f: &Facts<'_>) {
-    let c = &f.srv.counters;
-    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    o.kv("total_connections_received", get(&c.connections_received));
-    o.kv("total_commands_processed", get(&c.commands_processed));
+    let s = &f.figures;
+    o.kv("total_connections_received", s.connections_received);
+    o.kv("total_commands_processed", s.commands_processed);
     o.kv("instantaneous_ops_per_sec", 0);
-    o.kv("total_net_input_bytes", get(&c.net_input_bytes));
-    o.kv("total_net_output_bytes", get(&c.net_output_bytes));
-    o.kv("rejected_connections", get(&c.rejected_connections));
+    o.kv("total_net_input_bytes", s.net_input_bytes);
+    o.kv("total_net_output_bytes", s.net_output_bytes);
+    o.kv("rejected_connections", s.rejected_connections);
+    o.kv("expired_keys", f.stats.as_ref().map_or(0, |st| st.expired_reclaimed));
     o.kv("evicted_keys", 0);
-    o.kv("keyspace_hits", get(&c.keyspace_hits));
-    o.kv("keyspace_misses", get(&c.keyspace_misses));
-    o.kv("pubsub_channels", f.srv.pubsub.channels(None).len());
-    o.kv("pubsub_patterns", f.srv.pubsub.numpat());
+    o.kv("keyspace_hits", s.keyspace_hits);
+    o.kv("keyspace_misses", s.keyspace_misses);
+    o.kv("pubsub_channels", s.pubsub_channels);
+    o.kv("pubsub_patterns", s.pubsub_patterns);
+}
+
+/// Redis's format exactly: `cmdstat_get:calls=2,usec=15,usec_per_call=7.50,
+/// rejected_calls=0,failed_calls=0`, for commands used since start.
+fn commandstats(o: &mut Lines, f: &Facts<'_>) {
+    for (name, t) in &f.figures.commands {
+        let per_call = if t.calls == 0 { 0.0 } else { t.usec() as f64 / t.calls as f64 };
+        o.kv(&format!("cmdstat_{name}"), format!("calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}", t.calls, t.usec(), t.rejected, t.failed));
+    }
 }
 
 fn replication(o: &mut Lines, f: &Facts<'_>) {
@@ -274,9 +306,13 @@ mod tests {
     #[test]
     fn section_choice() {
         let all: Vec<&str> = SECTIONS.iter().map(|s| s.0).collect();
-        assert_eq!(choose(&[]), all);
+        let default: Vec<&str> = all.iter().copied().filter(|s| *s != "commandstats").collect();
+        assert_eq!(choose(&[]), default);
         assert_eq!(choose(&[b"EVERYTHING"]), all);
-        assert_eq!(choose(&[b"Default"]), all);
+        assert_eq!(choose(&[b"all"]), all);
+        assert_eq!(choose(&[b"Default"]), default);
+        assert_eq!(choose(&[b"default", b"commandstats"]), all);
+        assert_eq!(choose(&[b"commandstats"]), ["commandstats"]);
         assert_eq!(choose(&[b"keyspace", b"SERVER", b"server"]), ["server", "keyspace"]);
         assert!(choose(&[b"nosuch"]).is_empty());
     }

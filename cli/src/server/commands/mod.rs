@@ -27,6 +27,7 @@ mod zrange;
 mod zsets;
 
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use dbkv::engine::{Scope, Txn};
 use dbkv::Error;
@@ -160,47 +161,86 @@ pub fn execute(srv: &Server, state: &mut ClientState, argv: &[&[u8]], out: &mut 
     let Some(name) = argv.first() else { return };
     srv.counters.commands_processed.fetch_add(1, Ordering::Relaxed);
     let mut reply = Reply { buf: out, resp3: state.resp3 };
-    let Some(spec) = lookup(name) else {
-        fail_in_multi(state);
-        return reply.error(&unknown_command(argv));
+    let Some(spec) = admit(srv, state, name, argv, &mut reply) else {
+        // Answered without running: the next command's time starts now.
+        state.clock = Instant::now();
+        return;
     };
-    if !state.authed && spec.flags & flag::NOAUTH == 0 {
-        fail_in_multi(state);
-        return reply.error("NOAUTH Authentication required.");
-    }
-    let n = argv.len() as i32;
-    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
-        fail_in_multi(state);
-        return reply.error(&arity_error(spec.name));
-    }
-    if state.subscribed() && !state.resp3 && spec.flags & flag::PUBSUB_OK == 0 {
-        return reply.error(&format!(
-            "ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context",
-            spec.name
-        ));
-    }
-    if let Some(queue) = state.multi.as_mut() {
-        if spec.flags & flag::NO_QUEUE == 0 {
-            if spec.flags & flag::NO_MULTI != 0 {
-                state.multi_failed = true;
-                return reply.error(&format!("ERR Command '{}' not allowed inside a transaction", spec.name));
-            }
-            queue.push(argv.iter().map(|a| a.to_vec()).collect());
-            return reply.simple("QUEUED");
-        }
-    }
     if spec.flags & flag::WRITE != 0 {
         state.wrote = true;
         srv.counters.dirty.fetch_add(1, Ordering::Relaxed);
     }
     state.handle.info().last_cmd = std::borrow::Cow::Borrowed(spec.name);
-    state.handle.touch();
-    (spec.run)(&mut Ctx { srv, client: state, out: reply, txn: None }, argv);
+    // The end of the previous command (or the batch's start): at most one
+    // command's time ago, and IDLE counts whole seconds.
+    state.handle.touch_at(state.clock);
+    call(spec, &mut Ctx { srv, client: state, out: reply, txn: None }, argv);
     if !state.ready.is_empty() {
         // Every transaction of the command has committed: no shard lock
         // is held, as `Blocking::serve` requires.
         srv.blocking.serve(srv, &mut state.ready);
     }
+}
+
+/// The command to run, or `None` when it was answered here: unknown,
+/// refused, or queued inside MULTI.
+fn admit(srv: &Server, state: &mut ClientState, name: &[u8], argv: &[&[u8]], reply: &mut Reply<'_>) -> Option<&'static Spec> {
+    let Some(spec) = lookup(name) else {
+        fail_in_multi(state);
+        reply.error(&unknown_command(argv));
+        return None;
+    };
+    if let Some(why) = refusal(spec, state, argv) {
+        srv.commands.reject(state.handle.worker, spec.index());
+        reply.error(&why);
+        return None;
+    }
+    if let Some(queue) = state.multi.as_mut() {
+        if spec.flags & flag::NO_QUEUE == 0 {
+            queue.push(argv.iter().map(|a| a.to_vec()).collect());
+            reply.simple("QUEUED");
+            return None;
+        }
+    }
+    Some(spec)
+}
+
+/// Why a known command is refused before it runs (Redis counts these as
+/// the command's `rejected_calls`); marks the MULTI failed where Redis does.
+fn refusal(spec: &Spec, state: &mut ClientState, argv: &[&[u8]]) -> Option<String> {
+    if !state.authed && spec.flags & flag::NOAUTH == 0 {
+        fail_in_multi(state);
+        return Some("NOAUTH Authentication required.".into());
+    }
+    let n = argv.len() as i32;
+    if (spec.arity > 0 && n != spec.arity) || (spec.arity < 0 && n < -spec.arity) {
+        fail_in_multi(state);
+        return Some(arity_error(spec.name));
+    }
+    if state.subscribed() && !state.resp3 && spec.flags & flag::PUBSUB_OK == 0 {
+        return Some(format!("ERR Can't execute '{}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context", spec.name));
+    }
+    if state.multi.is_some() && spec.flags & (flag::NO_QUEUE | flag::NO_MULTI) == flag::NO_MULTI {
+        state.multi_failed = true;
+        return Some(format!("ERR Command '{}' not allowed inside a transaction", spec.name));
+    }
+    None
+}
+
+/// Runs a command's handler, counting the call, its time and whether it
+/// replied with an error (INFO commandstats, `/metrics`). The time runs
+/// from `client.clock` (the end of the previous command of the same
+/// batch, so it includes parsing this one): one clock read per command
+/// instead of two, which showed in profiles of pipelined GETs.
+pub fn call(spec: &'static Spec, ctx: &mut Ctx<'_, '_>, argv: &[&[u8]]) {
+    let mark = ctx.out.buf.len();
+    let started = ctx.client.clock;
+    (spec.run)(ctx, argv);
+    let now = Instant::now();
+    // Commands inside EXEC moved the clock on; EXEC counts their time too.
+    ctx.client.clock = now;
+    let failed = ctx.out.buf.get(mark) == Some(&b'-');
+    ctx.srv.commands.record(ctx.client.handle.worker, spec.index(), now.saturating_duration_since(started), failed);
 }
 
 fn fail_in_multi(state: &mut ClientState) {

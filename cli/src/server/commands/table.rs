@@ -24,6 +24,14 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// This command's position in `COMMANDS`: the index of its counters
+    /// (`server::metrics`). Every `Spec` lives in that table.
+    pub fn index(&self) -> usize {
+        let i = (self as *const Spec as usize).wrapping_sub(COMMANDS.as_ptr() as usize) / std::mem::size_of::<Spec>();
+        debug_assert!(std::ptr::eq(&COMMANDS[i], self));
+        i
+    }
+
     /// The key arguments of a call of this command.
     pub fn keys<'k>(&self, argv: &[&'k [u8]]) -> Vec<&'k [u8]> {
         // DBKV.FENCED's keys are the lock key and its inner command's.
@@ -235,6 +243,7 @@ mod tests {
         let copy = lookup(b"copy").unwrap();
         assert_eq!(copy.keys(&[b"copy", b"a", b"b", b"REPLACE"]), vec![&b"a"[..], b"b"]);
         let names: std::collections::HashSet<_> = COMMANDS.iter().map(|s| s.name).collect();
+        assert!(COMMANDS.iter().enumerate().all(|(i, s)| s.index() == i));
         assert_eq!(names.len(), COMMANDS.len(), "duplicate command names");
     }
 }

@@ -98,7 +98,7 @@ pub fn exec(ctx: &mut Ctx<'_, '_>, _argv: &[&[u8]]) {
         for argv in &argvs {
             let spec = lookup(argv[0]).expect("queued commands were looked up");
             let reply = Reply { buf: out, resp3 };
-            (spec.run)(&mut Ctx { srv, client, out: reply, txn: Some(t) }, argv);
+            super::call(spec, &mut Ctx { srv, client, out: reply, txn: Some(t) }, argv);
         }
         Ok(())
     });
