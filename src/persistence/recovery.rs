@@ -788,6 +788,6 @@ impl Finding {
             Some(rest) => format!("{}{rest}", self.file.display()),
             None => format!("{} at offset {}: {}", self.file.display(), self.offset, self.reason),
         };
-        format!("{what}: {}", self.action.describe(applied))
+        format!("{what}: {}", self.action.describe(applied).replace("<file>", &name))
     }
 }
