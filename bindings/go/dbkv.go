@@ -358,7 +358,11 @@ func Open(opts Options) (*DB, error) {
 	if rc := C.gokv_open(&ca, &h, &m); rc != codeOK {
 		// What recovery logged before it failed still reaches the logger.
 		logs.stop()
-		return nil, fail("open", rc, m)
+		err := fail("open", rc, m)
+		if e, ok := err.(*Error); ok && rc == codeInvalidArgument {
+			e.Message = goOptionNames.Replace(e.Message)
+		}
+		return nil, err
 	}
 	logs.start()
 	return &DB{h: h, logs: logs}, nil

@@ -40,21 +40,21 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		opts Options
 		want string
 	}{
-		{Options{Shards: 3}, "shards must be a power of two"},
-		{Options{Shards: 1 << 17}, "shards must be a power of two"},
+		{Options{Shards: 3}, "Options.Shards must be a power of two"},
+		{Options{Shards: 1 << 17}, "Options.Shards must be a power of two"},
 		{Options{Shards: -1}, "Shards"},
-		{Options{MaxValueBytes: 2 << 30}, "max_value_bytes"},
+		{Options{MaxValueBytes: 2 << 30}, "Options.MaxValueBytes 2147483648 exceeds"},
 		{Options{MaxValueBytes: -1}, "MaxValueBytes"},
-		{Options{SyncInterval: 61 * time.Second}, "sync_interval_ms must be 1 to 60000, got 61000"},
+		{Options{SyncInterval: 61 * time.Second}, "Options.SyncInterval must be 1ms to 1m0s, got 1m1s"},
 		{Options{SyncInterval: -time.Millisecond}, "SyncInterval"},
-		{Options{WALSegmentBytes: 100}, "wal_segment_bytes"},
+		{Options{WALSegmentBytes: 100}, "Options.WALSegmentBytes must be 4096"},
 		{Options{WALSegmentBytes: -5}, "WALSegmentBytes"},
-		{Options{SnapshotKeep: 1001}, "snapshot_keep must be 1 to 1000, got 1001"},
+		{Options{SnapshotKeep: 1001}, "Options.SnapshotKeep must be 1 to 1000, got 1001"},
 		{Options{SnapshotKeep: -1}, "SnapshotKeep"},
-		{Options{SyncMode: 7}, "sync mode"},
-		{Options{SyncMode: -2}, "sync mode"},
-		{Options{RecoveryMode: 9}, "recovery mode 9"},
-		{Options{RecoveryMode: -1}, "recovery mode"},
+		{Options{SyncMode: 7}, "Options.SyncMode 7 is not"},
+		{Options{SyncMode: -2}, "Options.SyncMode -2 is not"},
+		{Options{RecoveryMode: 9}, "Options.RecoveryMode 9 is not"},
+		{Options{RecoveryMode: -1}, "Options.RecoveryMode -1 is not"},
 		{Options{DataDir: "a\x00b"}, "NUL"},
 	} {
 		db, err := Open(tc.opts)

@@ -162,18 +162,18 @@ func (o *Options) args() (openArgs, *Error) {
 	case SyncNone:
 		a.syncMode = cSyncNone
 	default:
-		// Any value outside the C range makes the library reject it with
-		// its own message; -1 is never a valid mode.
-		a.syncMode = -1
+		return a, invalidArgument("open", "Options.SyncMode "+itoa(int64(o.SyncMode))+" is not SyncInterval (0), SyncAlways (1) or SyncNone (2)")
 	}
-	// The recovery constants equal their C counterparts; out-of-range
-	// values are rejected by the library.
+	// The recovery constants equal their C counterparts.
+	if o.RecoveryMode < RecoveryPointInTime || o.RecoveryMode > RecoverySkipCorrupted {
+		return a, invalidArgument("open", "Options.RecoveryMode "+itoa(int64(o.RecoveryMode))+" is not RecoveryPointInTime (0), RecoveryAbsolute (1) or RecoverySkipCorrupted (2)")
+	}
 	a.recoveryMode = int(o.RecoveryMode)
-	if o.RecoveryMode < 0 || o.RecoveryMode > math.MaxInt32 {
-		a.recoveryMode = -1
-	}
 	if o.SyncInterval < 0 {
 		return a, invalidArgument("open", "SyncInterval is negative")
+	}
+	if o.SyncInterval > time.Minute {
+		return a, invalidArgument("open", "Options.SyncInterval must be 1ms to 1m0s, got "+o.SyncInterval.String())
 	}
 	a.syncIntervalMS = ceilDiv(o.SyncInterval, time.Millisecond)
 	if o.Shards < 0 || int64(o.Shards) > math.MaxUint32 {
@@ -218,3 +218,13 @@ func ceilDiv(d, unit time.Duration) uint64 {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// goOptionNames rewrites the library's option names (snake_case, the C
+// setters' names) at the start of an Open error into the Options fields a
+// Go caller sets.
+var goOptionNames = strings.NewReplacer(
+	"shards must", "Options.Shards must",
+	"max_value_bytes ", "Options.MaxValueBytes ",
+	"wal_segment_bytes must", "Options.WALSegmentBytes must",
+	"snapshot_keep must", "Options.SnapshotKeep must",
+)
