@@ -12,10 +12,17 @@ function fresh(t, options) {
   return db;
 }
 
+/** Directories tempDir made, removed by one exit listener (one per
+ * directory would trip MaxListenersExceededWarning past ten). */
+const made = new Set();
+process.once('exit', () => {
+  for (const dir of made) fs.rmSync(dir, { recursive: true, force: true });
+});
+
 /** A fresh temporary directory, removed when the process exits. */
 function tempDir(prefix = 'dbkv-node-') {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  process.on('exit', () => fs.rmSync(dir, { recursive: true, force: true }));
+  made.add(dir);
   return dir;
 }
 
