@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients test-celery header bench install clean
+.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients test-celery header bench install uninstall clean
 
 all: lib
 
@@ -57,13 +57,26 @@ header:
 bench: lib
 	cargo bench --bench engine
 
+# Installs the stripped shared library (no debug info is installed), its
+# soname and development links, the static library, the header and
+# dbkv.pc (Libs.private lists what a static link of Rust's std needs).
+# `make uninstall PREFIX=...` removes exactly these files.
+STATIC_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
+INSTALLED := lib/libdbkv.so.$(VERSION) lib/libdbkv.so.$(MAJOR) lib/libdbkv.so lib/libdbkv.a include/dbkv.h lib/pkgconfig/dbkv.pc
+
 install: lib
 	install -d $(DESTDIR)$(PREFIX)/lib $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig
 	install -m 0755 $(RELEASE)/libdbkv.so $(DESTDIR)$(PREFIX)/lib/libdbkv.so.$(VERSION)
+	strip --strip-unneeded $(DESTDIR)$(PREFIX)/lib/libdbkv.so.$(VERSION)
 	ln -sf libdbkv.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libdbkv.so.$(MAJOR)
 	ln -sf libdbkv.so.$(MAJOR) $(DESTDIR)$(PREFIX)/lib/libdbkv.so
+	install -m 0644 $(RELEASE)/libdbkv.a $(DESTDIR)$(PREFIX)/lib/libdbkv.a
+	strip --strip-debug $(DESTDIR)$(PREFIX)/lib/libdbkv.a
 	install -m 0644 include/dbkv.h $(DESTDIR)$(PREFIX)/include/dbkv.h
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dbkv\nDescription: Embedded durable key-value engine\nVersion: %s\nLibs: -L$${libdir} -ldbkv\nCflags: -I$${includedir}\n' "$(PREFIX)" "$(VERSION)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dbkv.pc
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dbkv\nDescription: Embedded durable key-value engine\nVersion: %s\nLibs: -L$${libdir} -ldbkv\nLibs.private: %s\nCflags: -I$${includedir}\n' "$(PREFIX)" "$(VERSION)" "$(STATIC_LIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dbkv.pc
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
 
 clean:
 	cargo clean
