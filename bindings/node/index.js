@@ -23,14 +23,35 @@ const { DbkvError, fromStatus, CODES } = require('./lib/errors');
  * lock and the memory are not held until the process exits. close() is
  * still the way to see a final flush error.
  */
-const dropped = new FinalizationRegistry((owner) => {
-  if (owner.db !== 0n) {
-    const db = owner.db;
-    owner.db = 0n;
-    owner.api.close(db);
-    if (owner.logs) owner.logs.stop();
+const dropped = new FinalizationRegistry((owner) => closeOwner(owner));
+
+/** Closes the C handle an owner holds (once) and stops its log delivery. */
+function closeOwner(owner) {
+  if (owner.db === 0n) return;
+  const db = owner.db;
+  owner.db = 0n;
+  live.delete(owner);
+  owner.api.close(db);
+  if (owner.logs) owner.logs.stop();
+}
+
+/**
+ * Handles still open in this thread, closed when the thread ends: a worker
+ * that ends without close() would otherwise keep its data directory BUSY
+ * (and its memory and engine threads) for the rest of the process. The
+ * process's 'exit' event fires at a worker's normal end and at the main
+ * thread's; it does not fire for worker.terminate(), so close handles
+ * before terminating a worker. A handle with sync()/snapshot() calls still
+ * running is left alone (closing it would free what they use).
+ */
+const live = new Set();
+let exitHooked = false;
+
+function closeLive() {
+  for (const owner of [...live]) {
+    if (!owner.pending) closeOwner(owner);
   }
-});
+}
 
 /**
  * Opens a database: in-memory without options (or without `dir`), durable
@@ -66,7 +87,13 @@ function open(options) {
     throw err;
   }
   if (logs) logs.start();
-  const owner = { api, db: out[0], logs };
+  const owner = { api, db: out[0], logs, pending: 0, release: null };
+  owner.release = () => live.delete(owner);
+  live.add(owner);
+  if (!exitHooked) {
+    process.once('exit', closeLive);
+    exitHooked = true;
+  }
   const db = new DB(api, out[0], opts.dir, owner);
   dropped.register(db, owner);
   return db;

@@ -671,11 +671,13 @@ class DB {
     if (db === 0n) return Promise.reject(closedError(name));
     const api = this.#api;
     this.#pending++;
+    this.#owner.pending = this.#pending; // the thread-exit hook skips busy handles
     return new Promise((resolve, reject) => {
       runAsync(() => {
         const done = (err, rc) => {
           asyncDone();
           this.#pending--;
+          this.#owner.pending = this.#pending;
           if (this.#pending === 0 && this.#closeWhenIdle !== 0n) this.#finishClose();
           if (err) reject(new DbkvError('INTERNAL', `${name}: ${err.message}`, { cause: err }));
           else if (rc !== OK) reject(this.#asyncError(rc, name));
@@ -726,6 +728,7 @@ class DB {
     if (db === 0n) return;
     this.#db = 0n;
     this.#owner.db = 0n; // the finalizer has nothing left to do
+    if (this.#owner.release) this.#owner.release();
     closeAll(this.#scans);
     if (this.#pending > 0) {
       this.#closeWhenIdle = db;
