@@ -54,19 +54,19 @@ impl fmt::Display for LogLevel {
 pub type LogFn = Arc<dyn Fn(LogLevel, &str) + Send + Sync>;
 
 /// A logger with its minimum level; cheap to clone and to call when off.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Log {
     sink: Option<LogFn>,
-    min: Option<LogLevel>,
+    min: LogLevel,
 }
 
 impl Log {
     pub fn new(sink: Option<LogFn>, min: LogLevel) -> Log {
-        Log { sink, min: Some(min) }
+        Log { sink, min }
     }
 
     pub fn enabled(&self, level: LogLevel) -> bool {
-        self.sink.is_some() && self.min.is_some_and(|m| level <= m)
+        self.sink.is_some() && level <= self.min
     }
 
     /// Formats the message only when it will be delivered.
@@ -92,7 +92,7 @@ impl Log {
 
 impl fmt::Debug for Log {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Log({:?})", self.sink.as_ref().and(self.min))
+        write!(f, "Log({:?})", self.sink.as_ref().map(|_| self.min))
     }
 }
 

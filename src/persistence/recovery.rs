@@ -438,12 +438,14 @@ impl<'a> Replay<'a> {
         // Unpacked once so that no code reads the payload of a None (LLVM
         // may compare it before the tag, which valgrind reports).
         let (resume_segment, resume_offset) = self.resume.unwrap_or((0, 0));
-        let mut hint = 0;
-        for &first in segments.iter().filter(|&&f| f >= resume_segment) {
+        // Sizes of the segments to replay (0 for those skipped), for progress.
+        let (mut hint, mut sizes) = (0, vec![0u64; segments.len()]);
+        for (i, &first) in segments.iter().enumerate().filter(|(_, &f)| f >= resume_segment) {
             let image = self.map(first)?.2;
             hint += block::count_records(&image);
-            self.total_bytes += image.len() as u64;
+            sizes[i] = image.len() as u64;
         }
+        self.total_bytes = sizes.iter().sum();
         self.sink.reserve(hint);
         self.report(0);
         let mut kept = Vec::with_capacity(segments.len());
@@ -455,7 +457,7 @@ impl<'a> Replay<'a> {
             let next_first = segments.get(i + 1).copied();
             let start = if first == resume_segment { resume_offset } else { 0 };
             let end = self.segment(first, next_first, start)?;
-            self.done_bytes += self.map(first)?.2.len() as u64;
+            self.done_bytes += sizes[i];
             self.report(0);
             match end {
                 SegmentEnd::Complete => kept.push(first),

@@ -8,29 +8,11 @@
 #define _XOPEN_SOURCE 700
 
 #include <dirent.h>
-#include <ftw.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "testutil.h"
+#include "testdir.h"
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void make_dir(char *out, size_t cap) {
-    const char *base = getenv("TMPDIR");
-    snprintf(out, cap, "%s/dbkv-observe-XXXXXX", base && *base ? base : "/tmp");
-    if (mkdtemp(out) == NULL) {
-        perror("mkdtemp");
-        exit(2);
-    }
-}
-
-static void rm_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void make_dir(char *out, size_t cap) { make_dir_named(out, cap, "dbkv-observe-"); }
 
 /* Messages received by the logger, as "LEVEL|text" lines. */
 struct log_buf {
@@ -187,14 +169,6 @@ static void test_log_level_and_null_logger(void) {
     EXPECT(b.calls == 0);
     dbkv_options_free(o);
     rm_tree(dir);
-}
-
-static dbkv_statistics stats_of(const dbkv *db) {
-    dbkv_statistics st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    EXPECT_OK(dbkv_stats(db, &st));
-    return st;
 }
 
 static void test_metrics(void) {

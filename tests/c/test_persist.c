@@ -8,36 +8,18 @@
  */
 #define _XOPEN_SOURCE 700
 
-#include <ftw.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
+#include "testdir.h"
 
 static const char *self_exe;
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
 /* A fresh directory per test, removed by rm_tree at the end. */
-static void make_dir(char *out, size_t cap) {
-    const char *base = getenv("TMPDIR");
-    snprintf(out, cap, "%s/dbkv-persist-XXXXXX", base && *base ? base : "/tmp");
-    if (mkdtemp(out) == NULL) {
-        perror("mkdtemp");
-        exit(2);
-    }
-}
-
-static void rm_tree(const char *dir) {
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
+static void make_dir(char *out, size_t cap) { make_dir_named(out, cap, "dbkv-persist-"); }
 
 /* Opens `dir` with a sync mode (or the default for mode < 0). */
 static int open_dir_opts(const char *dir, int mode, uint64_t wal_segment, dbkv **db) {
@@ -53,14 +35,6 @@ static int open_dir_opts(const char *dir, int mode, uint64_t wal_segment, dbkv *
 }
 
 static int open_dir(const char *dir, dbkv **db) { return open_dir_opts(dir, -1, 0, db); }
-
-static dbkv_statistics stats_of(const dbkv *db) {
-    dbkv_statistics st;
-    memset(&st, 0, sizeof st);
-    st.size = sizeof st;
-    EXPECT_OK(dbkv_stats(db, &st));
-    return st;
-}
 
 static uint64_t count_of(const dbkv *db) {
     uint64_t n = 0;

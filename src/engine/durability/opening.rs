@@ -6,6 +6,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 
 use super::super::restore::{shrink_tables, Restore};
+use super::super::log::Log;
 use super::super::{Inner, Options};
 use crate::error::{Error, Result};
 use crate::persistence::recovery::{self, Recovered, RecoveryMode, Run};
@@ -71,17 +72,16 @@ pub(super) fn recover_into(opts: &Options, inner: &Inner, vfs: &dyn Vfs, dir: &P
     };
     shrink_tables(inner);
     inner.last_token.store(recovered.max_token, std::sync::atomic::Ordering::Relaxed);
-    log_recovery(opts, dir, &recovered, apply);
+    log_recovery(&log, opts.recovery_mode, dir, &recovered, apply);
     Ok(recovered)
 }
 
-fn log_recovery(opts: &Options, dir: &Path, r: &Recovered, applied: bool) {
-    let log = opts.log();
+fn log_recovery(log: &Log, mode: RecoveryMode, dir: &Path, r: &Recovered, applied: bool) {
     for f in &r.findings {
         if f.action.loses_data() {
-            log.warn(|| format!("recovery ({}) {}", mode_name(opts.recovery_mode), f.describe(applied)));
+            log.warn(|| format!("recovery ({}) {}", mode_name(mode), f.describe(applied)));
         } else {
-            log.info(|| format!("recovery ({}) {}", mode_name(opts.recovery_mode), f.describe(applied)));
+            log.info(|| format!("recovery ({}) {}", mode_name(mode), f.describe(applied)));
         }
     }
     log.info(|| {
