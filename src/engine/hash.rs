@@ -1,5 +1,5 @@
 //! A fast seeded hash for keys: the shard is chosen from its top bits and the
-//! shard's table uses the same function through `KeyHasher`.
+//! shard's table (`table::Table`) uses the same function.
 //!
 //! It is a folded-multiply hash in the wyhash family: 8 bytes per multiply,
 //! good avalanche, and a random per-handle seed so a peer cannot pick keys
@@ -66,40 +66,6 @@ pub fn shard_of(seed: u64, shards: u32, key: &[u8]) -> usize {
 
 /// Keeps the shard choice independent of the table's use of the same hash.
 const SHARD_SALT: u64 = 0x5bd1_e995;
-
-/// `BuildHasher` for the shard tables. Keys reach it as `[u8]`, whose `Hash`
-/// writes a length prefix and then the bytes; the length is already mixed in
-/// by `hash_bytes`, so it is ignored.
-#[derive(Clone, Copy)]
-pub struct KeyHashBuilder {
-    pub seed: u64,
-}
-
-pub struct KeyHasher {
-    seed: u64,
-    state: u64,
-}
-
-impl BuildHasher for KeyHashBuilder {
-    type Hasher = KeyHasher;
-    #[inline]
-    fn build_hasher(&self) -> KeyHasher {
-        KeyHasher { seed: self.seed, state: 0 }
-    }
-}
-
-impl Hasher for KeyHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        self.state ^= hash_bytes(self.seed ^ self.state, bytes);
-    }
-    #[inline]
-    fn write_usize(&mut self, _len: usize) {}
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.state
-    }
-}
 
 /// A seed that differs between handles and processes.
 pub fn random_seed() -> u64 {

@@ -17,6 +17,7 @@ mod options;
 mod restore;
 mod scan;
 mod shard;
+mod table;
 mod txn;
 mod txn_coll;
 pub mod zset;
@@ -37,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::persistence::record::{mdel_body_len, mset_body_len, Record, MAX_RECORD_BODY};
 use durability::Durability;
 use entry::parse_i64;
-use hash::{shard_of, KeyHashBuilder};
+use hash::shard_of;
 use shard::{Shard, ShardData};
 
 /// Result of `cas`.
@@ -93,9 +94,8 @@ pub struct Engine {
 
 impl Inner {
     fn new(opts: &Options, seed: u64) -> Inner {
-        let hasher = KeyHashBuilder { seed };
         Inner {
-            shards: (0..opts.shards).map(|_| Shard::new(hasher)).collect(),
+            shards: (0..opts.shards).map(|_| Shard::new(seed)).collect(),
             seed,
             clock: opts.clock.clone(),
             max_value_bytes: opts.max_value_bytes,

@@ -1,22 +1,66 @@
-//! Prefix scans. Each shard's matching entries are copied under its read
-//! lock, then handed out one by one, so writers wait at most for one
-//! shard's copy and a key present and unchanged for the whole scan is
-//! returned exactly once (every key lives in exactly one shard).
+//! Prefix scans, copied in bounded chunks.
+//!
+//! A scan walks the shards in order and each shard's table in bucket
+//! order. Each step copies a bounded chunk of matching entries under the
+//! shard's read lock and remembers the bucket to resume at, so a writer
+//! waits for one chunk at most. Chunks start small and double up to
+//! `MAX_CHUNK_ENTRIES` / `MAX_CHUNK_BYTES`: a scan that is started and
+//! abandoned (memory a garbage-collected binding cannot see) holds a few
+//! entries, and a long scan takes a lock once per few hundred entries.
+//!
+//! The guarantee: a key present and unchanged for the whole scan is
+//! returned exactly once; keys written during it may or may not be.
+//! Between two chunks an unchanged entry stays in its bucket unless the
+//! table rehashed; the table counts its rehashes (`ShardData::layout`), and
+//! when the layout changed under a half-walked shard the scan walks that
+//! shard again from its first bucket. Either way it skips the keys it
+//! already returned from the shard (`seen`, kept only for the shard being
+//! walked), so no key is ever returned twice, not even one deleted and
+//! written again into a later bucket.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::entry::Entry;
 use super::Inner;
+
+/// The first chunk holds at most this many entries...
+const FIRST_CHUNK_ENTRIES: usize = 4;
+/// ...and each later one twice the last, up to this many...
+const MAX_CHUNK_ENTRIES: usize = 256;
+/// ...and a step stops after the entry that takes its copy past the byte
+/// budget (one large value is still returned whole), which starts at
+/// `FIRST_CHUNK_BYTES` and doubles up to `MAX_CHUNK_BYTES`.
+const FIRST_CHUNK_BYTES: usize = 4 * 1024;
+const MAX_CHUNK_BYTES: usize = 256 * 1024;
+
+type Pair = (Vec<u8>, Vec<u8>);
+
+/// Where the walk of the current shard stands.
+#[derive(Clone, Copy)]
+enum Resume {
+    /// Nothing of the shard has been copied yet.
+    Start,
+    /// Resume at `bucket` if the shard's layout is still `layout`.
+    At { bucket: usize, layout: u64 },
+}
 
 pub struct ScanIter {
     inner: Arc<Inner>,
     prefix: Vec<u8>,
-    next_shard: usize,
-    batch: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    shard: usize,
+    resume: Resume,
+    /// Keys of the current shard returned (or queued) so far.
+    seen: HashSet<Vec<u8>>,
+    batch: std::vec::IntoIter<Pair>,
+    /// The next chunk's limits.
+    max_entries: usize,
+    max_bytes: usize,
 }
 
 impl ScanIter {
     pub(super) fn new(inner: Arc<Inner>, prefix: Vec<u8>) -> ScanIter {
-        ScanIter { inner, prefix, next_shard: 0, batch: Vec::new().into_iter() }
+        ScanIter { inner, prefix, shard: 0, resume: Resume::Start, seen: HashSet::new(), batch: Vec::new().into_iter(), max_entries: FIRST_CHUNK_ENTRIES, max_bytes: FIRST_CHUNK_BYTES }
     }
 
     /// The handle failed during the scan: the scan ended early and its
@@ -25,37 +69,80 @@ impl ScanIter {
         self.inner.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
-    fn load_next_shard(&mut self) -> bool {
-        while self.next_shard < self.inner.shards.len() && !self.failed() {
-            let shard = &self.inner.shards[self.next_shard];
-            self.next_shard += 1;
-            let now = self.inner.now();
-            let copied: Vec<(Vec<u8>, Vec<u8>)> = shard
-                .read()
-                .iter_live(now)
-                .filter(|e| e.key().starts_with(&self.prefix))
-                // Lists and sorted sets have no single value: the scan of
-                // this API yields strings (dbkv serve's SCAN lists all keys).
-                .filter_map(|e| Some((e.key().to_vec(), e.value().to_vec().ok()?)))
-                .collect();
-            if !copied.is_empty() {
-                self.batch = copied.into_iter();
+    /// Copies the next chunk into `batch`; false when the scan is over.
+    fn refill(&mut self) -> bool {
+        while self.shard < self.inner.shards.len() && !self.failed() {
+            let chunk = self.copy_chunk();
+            if !chunk.is_empty() {
+                self.batch = chunk.into_iter();
                 return true;
             }
         }
         false
     }
+
+    /// One step of the walk of the current shard (possibly empty), moving
+    /// on to the next shard when this one is done.
+    fn copy_chunk(&mut self) -> Vec<Pair> {
+        let shard = self.inner.shards[self.shard].read();
+        let layout = shard.layout();
+        let from = match self.resume {
+            Resume::Start => 0,
+            Resume::At { bucket, layout: was } if was == layout => bucket,
+            Resume::At { .. } => 0,
+        };
+        let now = self.inner.now();
+        let (max_entries, max_bytes) = (self.max_entries, self.max_bytes);
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        let next = shard.visit_from(from, |e| {
+            if let Some(pair) = self.copy_entry(e, now) {
+                bytes += pair.0.len() + pair.1.len();
+                chunk.push(pair);
+            }
+            chunk.len() < max_entries && bytes < max_bytes
+        });
+        drop(shard);
+        self.max_entries = (max_entries * 2).min(MAX_CHUNK_ENTRIES);
+        self.max_bytes = (max_bytes * 2).min(MAX_CHUNK_BYTES);
+        match next {
+            Some(bucket) => {
+                self.resume = Resume::At { bucket, layout };
+                self.seen.extend(chunk.iter().map(|(k, _)| k.clone()));
+            }
+            None => {
+                self.shard += 1;
+                self.resume = Resume::Start;
+                self.seen = HashSet::new();
+            }
+        }
+        chunk
+    }
+
+    /// The entry's key and value if the scan returns it.
+    fn copy_entry(&self, e: &Entry, now: u64) -> Option<Pair> {
+        if !e.key().starts_with(&self.prefix) || !e.is_live(|| now) {
+            return None;
+        }
+        if self.seen.contains(e.key()) {
+            return None;
+        }
+        // Lists and sorted sets have no single value: the scan of this API
+        // yields strings (dbkv serve's SCAN lists all keys).
+        let value = e.value().to_vec().ok()?;
+        Some((e.key().to_vec(), value))
+    }
 }
 
 impl Iterator for ScanIter {
-    type Item = (Vec<u8>, Vec<u8>);
+    type Item = Pair;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some(kv) = self.batch.next() {
                 return Some(kv);
             }
-            if !self.load_next_shard() {
+            if !self.refill() {
                 return None;
             }
         }

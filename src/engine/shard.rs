@@ -1,20 +1,20 @@
 //! One shard: a table of entries behind a reader-writer lock.
 
 use super::metrics::OpCounters;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::entry::{lock_value, Entry, Kind, Value};
 use super::list::List;
 use super::zset::ZSet;
-use super::hash::KeyHashBuilder;
+use super::table::Table;
 
 /// The table and its bookkeeping, guarded by the shard's lock.
 /// Watched keys of a shard: key -> (version, watchers).
 type Watched = HashMap<Vec<u8>, (u64, u32)>;
 
 pub struct ShardData {
-    map: HashSet<Entry, KeyHashBuilder>,
+    map: Table,
     /// How many entries have an expiry; shards with none are skipped by the
     /// expiry sweep and counted in O(1).
     ttl_count: usize,
@@ -36,8 +36,8 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub fn new(hasher: KeyHashBuilder) -> Shard {
-        Shard { lock: RwLock::new(ShardData { map: HashSet::with_hasher(hasher), ttl_count: 0, watched: None }), ops: OpCounters::default() }
+    pub fn new(seed: u64) -> Shard {
+        Shard { lock: RwLock::new(ShardData { map: Table::new(seed), ttl_count: 0, watched: None }), ops: OpCounters::default() }
     }
 
     // A panic inside a shard operation leaves the table consistent (every
@@ -75,7 +75,7 @@ impl ShardData {
                     Kind::Lock => Entry::new_lock(key, &value[..value.len() - 8], u64::from_ne_bytes(value[value.len() - 8..].try_into().unwrap()), expires_at),
                     _ => Entry::new_bytes(key, value, expires_at),
                 };
-                self.map.insert(e);
+                self.map.insert_new(e);
                 self.adjust_ttl_count(false, expires_at != 0);
             }
         }
@@ -99,14 +99,14 @@ impl ShardData {
         let key = e.key().to_vec();
         self.touch(&key);
         let has_ttl = e.expires_at() != 0;
-        let had_ttl = match self.map.get(&key[..]) {
+        let had_ttl = match self.map.get(&key) {
             Some(old) => {
                 let had = old.expires_at() != 0;
                 old.replace_with(e);
                 had
             }
             None => {
-                self.map.insert(e);
+                self.map.insert_new(e);
                 false
             }
         };
@@ -231,6 +231,19 @@ impl ShardData {
     /// Every live entry.
     pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = &Entry> {
         self.map.iter().filter(move |e| e.is_live(|| now_ms))
+    }
+
+    /// Which arrangement of buckets the table has (a scan's resume point
+    /// is valid only under the arrangement it was taken in).
+    pub fn layout(&self) -> u64 {
+        self.map.layout()
+    }
+
+    /// Visits every entry, live or expired, in bucket order from bucket
+    /// `from` until `f` returns false; returns where to resume (`None`:
+    /// the whole table was visited).
+    pub fn visit_from(&self, from: usize, f: impl FnMut(&Entry) -> bool) -> Option<usize> {
+        self.map.visit_from(from, f)
     }
 
     /// Keeps only the entries whose key `keep` accepts.
