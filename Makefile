@@ -29,6 +29,7 @@ test: lib test-rust test-go test-node test-clients test-celery
 # Rust unit, property, crash, C-suite (driven from cargo test) and server
 # integration tests.
 test-rust:
+	@command -v $${VALGRIND:-valgrind} >/dev/null || echo "WARNING: valgrind not found: the C memory test fails unless DBKV_NO_VALGRIND=1 (then it is SKIPPED); install valgrind (Debian: apt install valgrind)" >&2
 	cargo test --release --workspace
 
 test-go: lib
