@@ -36,3 +36,33 @@ fn header_defines_only_dbkv_names() {
         .collect();
     assert!(leaked.is_empty(), "non-dbkv macros in include/dbkv.h (exclude them in cbindgen.toml): {leaked:?}");
 }
+
+/// The header is valid C89 (no `//` comments, no declarations after
+/// statements) and C++, and may be included twice: checked with the
+/// compilers themselves, every warning an error.
+#[test]
+fn header_compiles_as_c89_c99_and_cpp_included_twice() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = std::env::temp_dir().join(format!("dbkv-header-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = "#include \"dbkv.h\"\n#include \"dbkv.h\"\nint main(void) { return dbkv_version() == 0; }\n";
+    let checks: [(&str, &str, &[&str]); 3] = [
+        ("CC", "cc", &["-x", "c", "-std=c89"]),
+        ("CC", "cc", &["-x", "c", "-std=c99"]),
+        ("CXX", "c++", &["-x", "c++", "-std=c++11"]),
+    ];
+    let file = dir.join("t.src");
+    std::fs::write(&file, src).unwrap();
+    for (var, default, args) in checks {
+        let compiler = std::env::var(var).ok().filter(|s| !s.trim().is_empty()).unwrap_or_else(|| default.to_string());
+        let out = std::process::Command::new(&compiler)
+            .args(args)
+            .args(["-pedantic", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I"])
+            .arg(root.join("include"))
+            .arg(&file)
+            .output()
+            .unwrap_or_else(|e| panic!("running {compiler}: {e}"));
+        assert!(out.status.success(), "{compiler} {args:?} rejects include/dbkv.h:\n{}", String::from_utf8_lossy(&out.stderr));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
