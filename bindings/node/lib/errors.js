@@ -64,9 +64,33 @@ class DbkvError extends Error {
  * @param {string} op      the binding method, named first in the message
  * @param {string} detail  dbkv_last_error() (or dbkv_strerror() when empty)
  */
+/**
+ * The library's messages name options and parameters as the C API does
+ * (snake_case setters, upper-case recovery modes); a JS caller sets them
+ * under other names, so each is rewritten to the name open() and the
+ * methods take.
+ */
+const JS_NAMES = [
+  [/\bmax_value_bytes\b/g, 'maxValueBytes'],
+  [/\bsync_interval_ms\b/g, 'syncIntervalMs'],
+  [/\bwal_segment_bytes\b/g, 'walSegmentBytes'],
+  [/\bsnapshot_keep\b/g, 'snapshotKeep'],
+  [/\bsnapshot_interval_secs\b/g, 'snapshotIntervalSecs'],
+  [/\bsnapshot_ops\b/g, 'snapshotOps'],
+  [/\bttl_ms\b/g, 'ttlMs'],
+  [/\brecovery_mode=POINT_IN_TIME\b/g, "recoveryMode: 'pointInTime'"],
+  [/\bRecovery mode ABSOLUTE\b/g, "recoveryMode 'absolute'"],
+  [/\bor SKIP_CORRUPTED\b/g, "or recoveryMode: 'skipCorrupted'"],
+];
+
+/** A library message with the C names of options replaced by the JS ones. */
+function jsNames(text) {
+  return JS_NAMES.reduce((t, [from, to]) => t.replace(from, to), text);
+}
+
 function fromStatus(status, op, detail) {
   const code = CODES.get(status) || 'UNKNOWN';
-  return new DbkvError(code, `${op}: ${detail || `status ${status}`}`, { status });
+  return new DbkvError(code, `${op}: ${detail ? jsNames(detail) : `status ${status}`}`, { status });
 }
 
 function closedError(op) {
@@ -81,6 +105,7 @@ function invalid(op, what) {
 module.exports = {
   DbkvError,
   fromStatus,
+  jsNames,
   closedError,
   invalid,
   CODES,

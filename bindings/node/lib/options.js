@@ -2,7 +2,7 @@
 
 /** Translates the options object of open() into a dbkv_options. */
 
-const { fromStatus, invalid } = require('./errors');
+const { fromStatus, invalid, jsNames } = require('./errors');
 
 const SYNC_MODES = { none: 0, interval: 1, always: 2 };
 const RECOVERY_MODES = { pointInTime: 0, absolute: 1, skipCorrupted: 2 };
@@ -80,7 +80,11 @@ function build(api, options) {
   try {
     const apply = (name, setter, value) => {
       rc = api[setter](opts, value);
-      if (rc !== 0) throw fromStatus(rc, `open: option ${name}`, api.lastError());
+      if (rc === 0) return;
+      // "snapshotKeep must be 1 to 1000" reads as "option snapshotKeep must
+      // be ..."; a message about something else keeps the option's name.
+      const detail = jsNames(api.lastError() || '');
+      throw fromStatus(rc, 'open', detail.startsWith(`${name} `) ? `option ${detail}` : `option ${name}: ${detail}`);
     };
     if (options.dir !== undefined) apply('dir', 'setDataDir', options.dir);
     if (options.sync !== undefined) apply('sync', 'setSyncMode', SYNC_MODES[options.sync]);

@@ -55,7 +55,7 @@ test('TOO_LARGE for keys over 65,535 bytes and values over maxValueBytes', (t) =
   throwsCode(assert, () => db.set(longKey, 'v'), 'TOO_LARGE', /^set: key is 65536 bytes/);
   throwsCode(assert, () => db.get(longKey), 'TOO_LARGE', /^get: /);
   throwsCode(assert, () => db.set('é'.repeat(32768), 'v'), 'TOO_LARGE', /key is 65536 bytes/); // 2 bytes a char
-  throwsCode(assert, () => db.set('k', Buffer.alloc(1025)), 'TOO_LARGE', /^set: value is 1025 bytes, max_value_bytes is 1024/);
+  throwsCode(assert, () => db.set('k', Buffer.alloc(1025)), 'TOO_LARGE', /^set: value is 1025 bytes, maxValueBytes is 1024/);
   throwsCode(assert, () => db.setNX('k2', Buffer.alloc(2000)), 'TOO_LARGE', /^setNX: /);
   throwsCode(assert, () => db.mset([['a', 'ok'], ['b', Buffer.alloc(1025)]]), 'TOO_LARGE', /^mset: /);
   assert.equal(db.get('a'), undefined, 'mset checks everything before writing');
@@ -71,8 +71,8 @@ test('NOT_INTEGER and OVERFLOW', (t) => {
 });
 
 test('open: bad options are refused with the option named', () => {
-  throwsCode(assert, () => open({ shards: 3 }), 'INVALID_ARGUMENT', /^open: option shards: shards must be a power of two/);
-  throwsCode(assert, () => open({ snapshotKeep: 0 }), 'INVALID_ARGUMENT', /option snapshotKeep: .*snapshot_keep must be 1 to 1000/);
+  throwsCode(assert, () => open({ shards: 3 }), 'INVALID_ARGUMENT', /^open: option shards must be a power of two/);
+  throwsCode(assert, () => open({ snapshotKeep: 0 }), 'INVALID_ARGUMENT', /^open: option snapshotKeep must be 1 to 1000, got 0$/);
   throwsCode(assert, () => open({ syncIntervalMs: 0 }), 'INVALID_ARGUMENT', /option syncIntervalMs/);
   throwsCode(assert, () => open({ walSegmentBytes: 100 }), 'INVALID_ARGUMENT', /option walSegmentBytes/);
   throwsCode(assert, () => open({ maxValueBytes: 2 ** 31 }), 'INVALID_ARGUMENT', /exceeds the hard cap/);

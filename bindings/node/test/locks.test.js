@@ -56,7 +56,7 @@ test('tokens grow across keys', (t) => {
 
 test('a lock needs a TTL and an owner', (t) => {
   const db = fresh(t);
-  throwsCode(assert, () => db.lock('l', 'me', 0), 'INVALID_ARGUMENT', /^lock: lock ttl_ms must be > 0/);
+  throwsCode(assert, () => db.lock('l', 'me', 0), 'INVALID_ARGUMENT', /^lock: lock ttlMs must be > 0/);
   throwsCode(assert, () => db.lock('l', '', 1000), 'INVALID_ARGUMENT', /lock: /);
   throwsCode(assert, () => db.extendLock('l', 'me', 0), 'INVALID_ARGUMENT');
   throwsCode(assert, () => db.lock('l', 'me', -5), 'INVALID_ARGUMENT', /ttlMs must be/);

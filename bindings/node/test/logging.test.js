@@ -39,7 +39,7 @@ function collector() {
 test('a damaged open logs what it cut, before open() returns', () => {
   const { dir, seg } = damagedDir();
   const c = collector();
-  throwsCode(assert, () => open({ dir, recoveryMode: 'absolute', onLog: c.onLog }), 'CORRUPTION', /POINT_IN_TIME to cut/);
+  throwsCode(assert, () => open({ dir, recoveryMode: 'absolute', onLog: c.onLog }), 'CORRUPTION', /recoveryMode: 'pointInTime' to cut/);
   assert.ok(c.find('error', 'recovery failed', seg), JSON.stringify(c.got));
 
   const db = open({ dir, onLog: c.onLog });

@@ -148,7 +148,7 @@ test('CORRUPTION: a damaged WAL refuses to open under absolute recovery', () => 
   bytes[Math.floor(bytes.length / 2)] ^= 0xff; // a flipped byte mid-log
   fs.writeFileSync(file, bytes);
 
-  throwsCode(assert, () => open({ dir, recoveryMode: 'absolute' }), 'CORRUPTION', /^open: .*Recovery mode ABSOLUTE refuses to open/);
+  throwsCode(assert, () => open({ dir, recoveryMode: 'absolute' }), 'CORRUPTION', /^open: .*recoveryMode 'absolute' refuses to open/);
   // absolute modified nothing; pointInTime keeps what precedes the damage.
   const pit = open({ dir, recoveryMode: 'pointInTime' });
   try {
