@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients test-celery header bench install uninstall clean
+.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients test-celery test-outside header bench install uninstall node-package clean
 
 all: lib
 
@@ -74,6 +74,16 @@ install: lib
 	strip --strip-debug $(DESTDIR)$(PREFIX)/lib/libdbkv.a
 	install -m 0644 include/dbkv.h $(DESTDIR)$(PREFIX)/include/dbkv.h
 	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dbkv\nDescription: Embedded durable key-value engine\nVersion: %s\nLibs: -L$${libdir} -ldbkv\nLibs.private: %s\nCflags: -I$${includedir}\n' "$(PREFIX)" "$(VERSION)" "$(STATIC_LIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dbkv.pc
+
+# The Node package as an npm tarball, dbkv-$(VERSION).tgz in
+# $(NODE_PACK_DIR), with this platform's library in
+# prebuilds/<platform>-<arch>/ (bindings/node/scripts/prebuild.js), so
+# `npm install /path/to/dbkv-$(VERSION).tgz` works with no DBKV_LIB. The
+# tarball's path is the last line printed.
+NODE_PACK_DIR ?= target/node
+
+node-package: lib
+	cd bindings/node && npm run --silent pack -- $(abspath $(NODE_PACK_DIR))
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))
