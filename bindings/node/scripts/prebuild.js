@@ -8,6 +8,9 @@
  * The copy is stripped like `make install`'s. lib/native.js looks there before anything but an explicit choice.
  *
  * prebuilds/ is a build output (listed in .gitignore, never committed).
+ * `postpack` runs this with --clean, which removes it again: in the
+ * repository lib/native.js would otherwise prefer that copy to a newer
+ * `make lib` build of target/release/libdbkv.so.
  * Only the current platform's build is copied; a tarball for several
  * platforms would need this run on each of them into one prebuilds/.
  */
@@ -26,6 +29,10 @@ function fail(message) {
   process.exit(1);
 }
 
+if (process.argv[2] === '--clean') {
+  fs.rmSync(path.join(PKG, 'prebuilds'), { recursive: true, force: true });
+  process.exit(0);
+}
 if (process.platform !== 'linux') {
   fail(`only Linux builds (libdbkv.so) are packaged; this is ${process.platform}`);
 }
