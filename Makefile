@@ -23,7 +23,7 @@ quickstart: lib
 	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/quickstart.c -L$(RELEASE) -Wl,-rpath,$(CURDIR)/$(RELEASE) -ldbkv -o $(RELEASE)/quickstart
 	$(RELEASE)/quickstart
 
-test: lib test-rust test-go test-node test-clients test-celery
+test: lib test-rust test-go test-node test-outside test-clients test-celery
 	@echo "all suites passed"
 
 # Rust unit, property, crash, C-suite (driven from cargo test) and server
@@ -38,6 +38,13 @@ test-go: lib
 test-node: lib
 	cd bindings/node && npm ci --no-audit --no-fund && npm test
 	node examples/node/quickstart.js $(CURDIR)/target/node-quickstart-data
+
+# The outside user (tests/outside/run.sh): make install into a temp prefix
+# and build against it from C (shared, rpath, static), from a new Go
+# module, and from a new npm project that installed `make node-package`'s
+# tarball (require, import, TypeScript), with no DBKV_LIB or LD_LIBRARY_PATH.
+test-outside: lib
+	bash tests/outside/run.sh
 
 # Real Redis clients (redis-cli, redis-py, go-redis, ioredis) against
 # `dbkv serve`; DBKV_CLIENTS_TARGET=redis runs them against redis-server.
