@@ -8,7 +8,7 @@ PREFIX ?= /usr/local
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 MAJOR := $(firstword $(subst ., ,$(VERSION)))
 
-.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients test-celery header bench install uninstall clean
+.PHONY: all lib quickstart test test-rust test-c test-go test-node test-clients test-celery test-outside header bench install uninstall node-package clean
 
 all: lib
 
@@ -23,7 +23,7 @@ quickstart: lib
 	$(CC) -std=c99 -Wall -Wextra -Werror -pedantic -Iinclude examples/c/quickstart.c -L$(RELEASE) -Wl,-rpath,$(CURDIR)/$(RELEASE) -ldbkv -o $(RELEASE)/quickstart
 	$(RELEASE)/quickstart
 
-test: lib test-rust test-go test-node test-clients test-celery
+test: lib test-rust test-go test-node test-outside test-clients test-celery
 	@echo "all suites passed"
 
 # Rust unit, property, crash, C-suite (driven from cargo test) and server
@@ -39,6 +39,13 @@ test-go: lib
 test-node: lib
 	cd bindings/node && npm ci --no-audit --no-fund && npm test
 	node examples/node/quickstart.js $(CURDIR)/target/node-quickstart-data
+
+# The outside user (tests/outside/run.sh): make install into a temp prefix
+# and build against it from C (shared, rpath, static), from a new Go
+# module, and from a new npm project that installed `make node-package`'s
+# tarball (require, import, TypeScript), with no DBKV_LIB or LD_LIBRARY_PATH.
+test-outside: lib
+	bash tests/outside/run.sh
 
 # Real Redis clients (redis-cli, redis-py, go-redis, ioredis) against
 # `dbkv serve`; DBKV_CLIENTS_TARGET=redis runs them against redis-server.
@@ -75,6 +82,16 @@ install: lib
 	strip --strip-debug $(DESTDIR)$(PREFIX)/lib/libdbkv.a
 	install -m 0644 include/dbkv.h $(DESTDIR)$(PREFIX)/include/dbkv.h
 	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: dbkv\nDescription: Embedded durable key-value engine\nVersion: %s\nLibs: -L$${libdir} -ldbkv\nLibs.private: %s\nCflags: -I$${includedir}\n' "$(PREFIX)" "$(VERSION)" "$(STATIC_LIBS)" > $(DESTDIR)$(PREFIX)/lib/pkgconfig/dbkv.pc
+
+# The Node package as an npm tarball, dbkv-$(VERSION).tgz in
+# $(NODE_PACK_DIR), with this platform's library in
+# prebuilds/<platform>-<arch>/ (bindings/node/scripts/prebuild.js), so
+# `npm install /path/to/dbkv-$(VERSION).tgz` works with no DBKV_LIB. The
+# tarball's path is the last line printed.
+NODE_PACK_DIR ?= target/node
+
+node-package: lib
+	cd bindings/node && npm run --silent pack -- $(abspath $(NODE_PACK_DIR))
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/,$(INSTALLED))

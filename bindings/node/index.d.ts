@@ -42,8 +42,12 @@ export interface OpenOptions {
   /** The least severe level delivered to onLog (default 'info'). */
   logLevel?: LogLevel;
   /**
-   * The libdbkv to load. Otherwise: env DBKV_LIB, then the repository's
-   * target/release/libdbkv.so, then libdbkv.so.0 / libdbkv.so from the system loader path.
+   * The libdbkv to load. Authoritative: if it cannot be loaded, open()
+   * throws LIBRARY_NOT_FOUND rather than trying anything else. Without it:
+   * env DBKV_LIB (also authoritative), then the packaged prebuild
+   * prebuilds/<platform>-<arch>/libdbkv.so, then the repository's
+   * target/release/libdbkv.so (only when the package runs from the dbkv
+   * repository), then libdbkv.so.0 / libdbkv.so from the system loader.
    */
   libraryPath?: string;
 }
@@ -209,9 +213,9 @@ export class DB {
 
 /** Opens a database: in memory without `dir`. */
 export function open(options?: OpenOptions): DB;
-/** The libdbkv version string, e.g. "0.1.0". */
+/** The libdbkv version string, e.g. "0.1.0". `libraryPath` as in OpenOptions. */
 export function version(options?: { libraryPath?: string }): string;
-/** The path libdbkv was loaded from. */
+/** The path libdbkv was loaded from (a file path, or libdbkv.so.0 / libdbkv.so from the system loader). */
 export function libraryFile(options?: { libraryPath?: string }): string;
 /** C status code -> DbkvError code. */
 export const ERROR_CODES: Readonly<Record<string, DbkvErrorCode>>;

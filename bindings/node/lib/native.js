@@ -3,14 +3,21 @@
 /**
  * Finds and loads libdbkv with koffi and declares every C function once.
  *
- * Search order (the first that applies wins):
- *   1. the `libraryPath` option of open()
- *   2. the DBKV_LIB environment variable
- *   3. the repository build: <package>/../../target/release/libdbkv.so
- *   4. the system loader path: libdbkv.so.0, then libdbkv.so
+ * Search order (the first that loads wins):
+ *   1. the `libraryPath` option of open() (and of version() / libraryFile());
+ *   2. the DBKV_LIB environment variable;
+ *   3. the packaged prebuild, <package>/prebuilds/<platform>-<arch>/libdbkv.so
+ *      (put in the npm tarball by scripts/prebuild.js at `npm pack`);
+ *   4. the repository build, <package>/../../target/release/libdbkv.so, only
+ *      when the package runs from the dbkv repository: <package>/../../Cargo.toml
+ *      exists and its [package] is named "dbkv" (an installed copy under
+ *      node_modules never picks up some unrelated ../../target);
+ *   5. the system loader: libdbkv.so.0, then libdbkv.so (LD_LIBRARY_PATH,
+ *      the ldconfig cache after `make install`, ...).
  * An explicit choice (1 or 2) is authoritative: if it fails we report it
- * rather than silently loading some other build. Otherwise 3 and 4 are
- * tried in turn and the error names every place that was looked at.
+ * rather than silently loading some other build. Otherwise 3 to 5 are tried
+ * in turn and the LIBRARY_NOT_FOUND error lists every place with why it
+ * failed (no such file, not running from the repository, dlopen's message).
  */
 
 const fs = require('node:fs');
@@ -19,7 +26,10 @@ const koffi = require('koffi');
 const { DbkvError } = require('./errors');
 
 const PACKAGE_DIR = path.resolve(__dirname, '..');
-const REPO_BUILD = path.resolve(PACKAGE_DIR, '..', '..', 'target', 'release', 'libdbkv.so');
+const PLATFORM = `${process.platform}-${process.arch}`;
+const PREBUILD = path.join(PACKAGE_DIR, 'prebuilds', PLATFORM, 'libdbkv.so');
+const REPO_ROOT = path.resolve(PACKAGE_DIR, '..', '..');
+const REPO_BUILD = path.join(REPO_ROOT, 'target', 'release', 'libdbkv.so');
 const SYSTEM_NAMES = ['libdbkv.so.0', 'libdbkv.so'];
 /** The C ABI major version this binding was written against (DBKV_VERSION_MAJOR). */
 const ABI_MAJOR = 0;
@@ -48,9 +58,42 @@ function configureKoffi() {
 }
 
 /**
- * Lists where to look, in order, each with how it was chosen.
+ * Whether this package runs from the dbkv repository (bindings/node of a
+ * checkout): `root`/Cargo.toml exists and its [package] section is named
+ * "dbkv". Returns null if so, else why not.
+ * @param {string} root
+ * @returns {string | null}
+ */
+function notRepository(root) {
+  const manifest = path.join(root, 'Cargo.toml');
+  let text;
+  try {
+    text = fs.readFileSync(manifest, 'utf8');
+  } catch {
+    return `not running from the repository (no ${manifest})`;
+  }
+  let section = '';
+  for (const line of text.split(/\r?\n/)) {
+    const header = /^\s*\[([^\]]*)\]\s*(#.*)?$/.exec(line);
+    if (header) {
+      section = header[1].trim();
+      continue;
+    }
+    const name = /^\s*name\s*=\s*"([^"]*)"/.exec(line);
+    if (section === 'package' && name) {
+      return name[1] === 'dbkv'
+        ? null
+        : `not running from the repository (${manifest} is package "${name[1]}", not "dbkv")`;
+    }
+  }
+  return `not running from the repository (${manifest} names no [package] "dbkv")`;
+}
+
+/**
+ * Lists where to look, in order, each with how it was chosen. A place with
+ * `skip` is not tried; `skip` says why (it goes into the error).
  * @param {string | undefined} libraryPath
- * @returns {{ explicit: boolean, places: { how: string, file: string }[] }}
+ * @returns {{ explicit: boolean, places: { how: string, file: string, skip?: string }[] }}
  */
 function candidates(libraryPath) {
   if (libraryPath !== undefined) {
@@ -61,11 +104,15 @@ function candidates(libraryPath) {
   }
   const env = process.env.DBKV_LIB;
   if (env) return { explicit: true, places: [{ how: 'DBKV_LIB', file: path.resolve(env) }] };
+  const repo = { how: 'repository build', file: REPO_BUILD };
+  const why = notRepository(REPO_ROOT);
+  if (why !== null) repo.skip = why;
   return {
     explicit: false,
     places: [
-      { how: 'repository build', file: REPO_BUILD },
-      ...SYSTEM_NAMES.map((name) => ({ how: 'system loader path', file: name })),
+      { how: 'packaged prebuild', file: PREBUILD },
+      repo,
+      ...SYSTEM_NAMES.map((name) => ({ how: 'system loader', file: name })),
     ],
   };
 }
@@ -77,7 +124,11 @@ function candidates(libraryPath) {
 function load(libraryPath) {
   const { explicit, places } = candidates(libraryPath);
   const failures = [];
-  for (const { how, file } of places) {
+  for (const { how, file, skip } of places) {
+    if (skip !== undefined) {
+      failures.push(`  - ${file} (${how}): ${skip}`);
+      continue;
+    }
     const hit = loaded.get(file);
     if (hit) return hit;
     // Skip a missing file with a short reason instead of koffi's dlopen text.
@@ -98,8 +149,11 @@ function load(libraryPath) {
     return api;
   }
   const hint = explicit
-    ? 'fix the path, or drop the libraryPath option / DBKV_LIB variable to search the default places'
-    : 'build it with `make lib` at the repository root, set DBKV_LIB to its path, or pass { libraryPath }';
+    ? 'hint: fix the path, or drop the libraryPath option / DBKV_LIB variable to search the default places'
+    : `hint: a package installed from its npm tarball carries prebuilds/${PLATFORM}/libdbkv.so (pack one on this ` +
+      'platform with `make node-package`); otherwise install libdbkv where the system loader finds it (`make install`, ' +
+      'then ldconfig or LD_LIBRARY_PATH), set DBKV_LIB to a libdbkv.so or pass { libraryPath }; in the repository, ' +
+      'run `make lib` at its root';
   throw new DbkvError('LIBRARY_NOT_FOUND', `cannot load libdbkv; looked in:\n${failures.join('\n')}\n${hint}`);
 }
 
@@ -246,4 +300,4 @@ function copyFromScratch(out, src, srcAddr, n) {
   else src.copy(out, 0, 0, n);
 }
 
-module.exports = { load, copyOut, copyFromScratch, candidates, REPO_BUILD, SYSTEM_NAMES };
+module.exports = { load, copyOut, copyFromScratch, candidates, notRepository, PREBUILD, REPO_BUILD, SYSTEM_NAMES };

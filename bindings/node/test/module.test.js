@@ -81,9 +81,10 @@ test('an explicit path that fails is reported, not silently replaced', () => {
   assert.match(r.stdout, /text\.so \(libraryPath option\): /);
 });
 
-test('without the repository build: system loader path, then an error naming every place', () => {
-  // A copy of the package two levels deep in a temp dir, so its
-  // ../../target/release/libdbkv.so does not exist.
+test('outside the repository: system loader path, then an error naming every place', () => {
+  // A copy of the package two levels deep in a temp dir without a
+  // Cargo.toml, so it is not "running from the repository". (The whole
+  // order is in library-lookup.test.js.)
   const root = tempDir();
   const pkg = path.join(root, 'a', 'b', 'node');
   fs.mkdirSync(pkg, { recursive: true });
@@ -93,15 +94,16 @@ test('without the repository build: system loader path, then an error naming eve
 
   let r = run("try { require('.').open(); console.log('loaded ' + require('.').libraryFile()) } catch (e) { console.log(e.code); console.log(e.message) }", { cwd: pkg });
   if (r.stdout.startsWith('loaded ')) {
-    // libdbkv is installed on this machine: the missing repository build
-    // must have been skipped for a system name.
+    // libdbkv is installed on this machine: the missing prebuild and
+    // repository build must have been skipped for a system name.
     assert.match(r.stdout, /^loaded libdbkv\.so(\.0)?\n$/);
   } else {
     assert.match(r.stdout, /^LIBRARY_NOT_FOUND\n/);
     const expected = [
-      `${path.join(root, 'a', 'target', 'release', 'libdbkv.so')} (repository build): no such file`,
-      'libdbkv.so.0 (system loader path)',
-      'libdbkv.so (system loader path)',
+      `${path.join(pkg, 'prebuilds', `${process.platform}-${process.arch}`, 'libdbkv.so')} (packaged prebuild): no such file`,
+      `${path.join(root, 'a', 'target', 'release', 'libdbkv.so')} (repository build): not running from the repository`,
+      'libdbkv.so.0 (system loader)',
+      'libdbkv.so (system loader)',
     ];
     let at = 0;
     for (const place of expected) {
