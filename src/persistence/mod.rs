@@ -9,6 +9,8 @@ pub mod recovery;
 pub mod snapshot;
 pub mod snapshot_coll;
 pub mod vfs;
+#[cfg(any(test, feature = "sim"))]
+pub mod sim_vfs;
 pub mod wal;
 
 pub use recovery::RecoveryMode;
