@@ -146,6 +146,15 @@ const (
 	cSyncAlways   = 2
 )
 
+// Limits of the C setters that Go checks or names in its own messages,
+// copied from the dbkv_options_set_* documentation in dbkv.h (checked
+// against it by constants_test.go).
+const (
+	maxSyncInterval = time.Minute // dbkv_options_set_sync_interval_ms: 1 to 60,000 ms
+	maxShards       = 65536       // dbkv_options_set_shards: 1 to 65,536
+	maxSnapshotKeep = 1000        // dbkv_options_set_snapshot_keep: 1 to 1000
+)
+
 // args checks what only Go can check (signs, sizes that would wrap when
 // narrowed, NUL bytes) and leaves range checks to the library, whose
 // messages name the limits.
@@ -172,12 +181,12 @@ func (o *Options) args() (openArgs, *Error) {
 	if o.SyncInterval < 0 {
 		return a, invalidArgument("open", "SyncInterval is negative")
 	}
-	if o.SyncInterval > time.Minute {
-		return a, invalidArgument("open", "Options.SyncInterval must be 1ms to 1m0s, got "+o.SyncInterval.String())
+	if o.SyncInterval > maxSyncInterval {
+		return a, invalidArgument("open", "Options.SyncInterval must be 1ms to "+maxSyncInterval.String()+", got "+o.SyncInterval.String())
 	}
 	a.syncIntervalMS = ceilDiv(o.SyncInterval, time.Millisecond)
 	if o.Shards < 0 || int64(o.Shards) > math.MaxUint32 {
-		return a, invalidArgument("open", "Shards must be a power of two from 1 to 65536, got "+itoa(int64(o.Shards)))
+		return a, invalidArgument("open", "Shards must be a power of two from 1 to "+itoa(maxShards)+", got "+itoa(int64(o.Shards)))
 	}
 	a.shards = uint32(o.Shards)
 	if o.MaxValueBytes < 0 {
@@ -201,7 +210,7 @@ func (o *Options) args() (openArgs, *Error) {
 		a.setSnapOps, a.snapOps = true, uint64(o.SnapshotOps)
 	}
 	if o.SnapshotKeep < 0 || int64(o.SnapshotKeep) > math.MaxUint32 {
-		return a, invalidArgument("open", "SnapshotKeep must be 1 to 1000, got "+itoa(int64(o.SnapshotKeep)))
+		return a, invalidArgument("open", "SnapshotKeep must be 1 to "+itoa(maxSnapshotKeep)+", got "+itoa(int64(o.SnapshotKeep)))
 	}
 	a.snapKeep = uint32(o.SnapshotKeep)
 	return a, nil

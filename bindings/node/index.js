@@ -16,7 +16,7 @@ const native = require('./lib/native');
 const { validate, build } = require('./lib/options');
 const { DB } = require('./lib/db');
 const { LogPump } = require('./lib/log');
-const { DbkvError, fromStatus, CODES } = require('./lib/errors');
+const { DbkvError, fromStatus, CODES, OK } = require('./lib/errors');
 
 /**
  * Closes handles that were dropped without close(), so the data directory
@@ -70,7 +70,7 @@ function open(options) {
     if (opts.onLog !== undefined) {
       logs = new LogPump(api, opts.onLog);
       rc = logs.attach(copts, opts.logLevel || 'info');
-      if (rc !== 0) throw fromStatus(rc, 'open: option onLog', api.lastError());
+      if (rc !== OK) throw fromStatus(rc, 'open: option onLog', api.lastError());
     }
     rc = api.open(copts, out);
   } catch (e) {
@@ -80,7 +80,7 @@ function open(options) {
     // dbkv_open copies the options, so they can go right away.
     api.optionsFree(copts);
   }
-  if (rc !== 0) {
+  if (rc !== OK) {
     const err = fromStatus(rc, 'open', api.lastError() || api.strerror(rc));
     // What recovery logged before it failed still reaches onLog.
     if (logs) logs.stop();

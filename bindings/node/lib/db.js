@@ -752,4 +752,4 @@ class DB {
   }
 }
 
-module.exports = { DB };
+module.exports = { DB, STATS_FIELDS };

@@ -11,11 +11,13 @@
  * unref'd timer, so it never keeps the process alive), and at close().
  */
 
+const { OK, NOT_FOUND } = require('./errors');
+
+/** onLog level name -> DBKV_LOG_* value, and back. */
 const LEVELS = { error: 1, warn: 2, info: 3, debug: 4 };
 const NAMES = ['', 'error', 'warn', 'info', 'debug'];
 const CAPACITY = 4096;
 const POLL_MS = 100;
-const NOT_FOUND = 1;
 
 class LogPump {
   #api;
@@ -32,14 +34,14 @@ class LogPump {
     this.#onLog = onLog;
     const out = new BigUint64Array(1);
     const rc = api.logBufferNew(CAPACITY, out);
-    if (rc !== 0) throw new Error(`dbkv_log_buffer_new failed with status ${rc}`);
+    if (rc !== OK) throw new Error(`dbkv_log_buffer_new failed with status ${rc}`);
     this.#buf = out[0];
   }
 
   /** Makes handles opened with `copts` log into this pump's buffer. */
   attach(copts, level) {
     let rc = this.#api.setLogBuffer(copts, this.#buf);
-    if (rc === 0) rc = this.#api.setLogLevel(copts, LEVELS[level]);
+    if (rc === OK) rc = this.#api.setLogLevel(copts, LEVELS[level]);
     return rc;
   }
 
@@ -77,4 +79,4 @@ class LogPump {
   }
 }
 
-module.exports = { LogPump, LEVELS };
+module.exports = { LogPump, LEVELS, NAMES, CAPACITY };

@@ -300,4 +300,4 @@ function copyFromScratch(out, src, srcAddr, n) {
   else src.copy(out, 0, 0, n);
 }
 
-module.exports = { load, copyOut, copyFromScratch, candidates, notRepository, PREBUILD, REPO_BUILD, SYSTEM_NAMES };
+module.exports = { load, copyOut, copyFromScratch, candidates, notRepository, PREBUILD, REPO_BUILD, SYSTEM_NAMES, ABI_MAJOR };

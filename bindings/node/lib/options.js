@@ -2,7 +2,7 @@
 
 /** Translates the options object of open() into a dbkv_options. */
 
-const { fromStatus, invalid, jsNames } = require('./errors');
+const { fromStatus, invalid, jsNames, OK } = require('./errors');
 
 const SYNC_MODES = { none: 0, interval: 1, always: 2 };
 const RECOVERY_MODES = { pointInTime: 0, absolute: 1, skipCorrupted: 2 };
@@ -75,12 +75,12 @@ function validate(options) {
 function build(api, options) {
   const out = new BigUint64Array(1);
   let rc = api.optionsNew(out);
-  if (rc !== 0) throw fromStatus(rc, 'open', api.lastError());
+  if (rc !== OK) throw fromStatus(rc, 'open', api.lastError());
   const opts = out[0];
   try {
     const apply = (name, setter, value) => {
       rc = api[setter](opts, value);
-      if (rc === 0) return;
+      if (rc === OK) return;
       // "snapshotKeep must be 1 to 1000" reads as "option snapshotKeep must
       // be ..."; a message about something else keeps the option's name.
       const detail = jsNames(api.lastError() || '');
