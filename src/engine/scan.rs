@@ -36,13 +36,15 @@ const MAX_CHUNK_BYTES: usize = 256 * 1024;
 
 type Pair = (Vec<u8>, Vec<u8>);
 
-/// Where the walk of the current shard stands.
-#[derive(Clone, Copy)]
-enum Resume {
-    /// Nothing of the shard has been copied yet.
-    Start,
-    /// Resume at `bucket` if the shard's layout is still `layout`.
-    At { bucket: usize, layout: u64 },
+/// Where the walk of the current shard stands: resume at `bucket` if the
+/// shard's layout is still `layout`, else from bucket 0. A shard not yet
+/// started is bucket 0 (whatever the layout). Plain fields rather than an
+/// enum with a payload, so no byte of it is ever uninitialised (valgrind
+/// flags a compiled comparison that reads an absent payload).
+#[derive(Clone, Copy, Default)]
+struct Resume {
+    bucket: usize,
+    layout: u64,
 }
 
 pub struct ScanIter {
@@ -60,7 +62,7 @@ pub struct ScanIter {
 
 impl ScanIter {
     pub(super) fn new(inner: Arc<Inner>, prefix: Vec<u8>) -> ScanIter {
-        ScanIter { inner, prefix, shard: 0, resume: Resume::Start, seen: HashSet::new(), batch: Vec::new().into_iter(), max_entries: FIRST_CHUNK_ENTRIES, max_bytes: FIRST_CHUNK_BYTES }
+        ScanIter { inner, prefix, shard: 0, resume: Resume::default(), seen: HashSet::new(), batch: Vec::new().into_iter(), max_entries: FIRST_CHUNK_ENTRIES, max_bytes: FIRST_CHUNK_BYTES }
     }
 
     /// The handle failed during the scan: the scan ended early and its
@@ -86,11 +88,7 @@ impl ScanIter {
     fn copy_chunk(&mut self) -> Vec<Pair> {
         let shard = self.inner.shards[self.shard].read();
         let layout = shard.layout();
-        let from = match self.resume {
-            Resume::Start => 0,
-            Resume::At { bucket, layout: was } if was == layout => bucket,
-            Resume::At { .. } => 0,
-        };
+        let from = if self.resume.layout == layout { self.resume.bucket } else { 0 };
         let now = self.inner.now();
         let (max_entries, max_bytes) = (self.max_entries, self.max_bytes);
         let mut chunk = Vec::new();
@@ -107,12 +105,12 @@ impl ScanIter {
         self.max_bytes = (max_bytes * 2).min(MAX_CHUNK_BYTES);
         match next {
             Some(bucket) => {
-                self.resume = Resume::At { bucket, layout };
+                self.resume = Resume { bucket, layout };
                 self.seen.extend(chunk.iter().map(|(k, _)| k.clone()));
             }
             None => {
                 self.shard += 1;
-                self.resume = Resume::Start;
+                self.resume = Resume::default();
                 self.seen = HashSet::new();
             }
         }
