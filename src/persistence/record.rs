@@ -18,8 +18,24 @@ pub const TYPE_BATCH: u8 = 8;
 /// Every key removed (FLUSHALL).
 pub const TYPE_CLEAR: u8 = 9;
 
+// Field sizes of the record layout (docs/FORMAT.md, "WAL records").
+/// The body length before each record (u32).
+const LEN_FIELD: usize = 4;
+/// The CRC-32 of the body, after the length (u32).
+const CRC_FIELD: usize = 4;
+/// A record's LSN, the first field of its body (u64).
+const LSN_FIELD: usize = 8;
+/// The operation type byte.
+const TYPE_FIELD: usize = 1;
+/// An absolute expiry or a fencing token (u64).
+const U64_FIELD: usize = 8;
+/// A count of keys or operations (u32).
+const COUNT_FIELD: usize = 4;
+/// The length before a key, value or owner (u32).
+const BYTES_LEN_FIELD: usize = 4;
+
 /// Bytes before a record's body: body length (u32) and CRC-32 of the body (u32).
-pub const RECORD_PREFIX: usize = 8;
+pub const RECORD_PREFIX: usize = LEN_FIELD + CRC_FIELD;
 
 /// No record body is larger than this: a 1 GiB value plus its key and
 /// fields. Writers refuse larger multi-key records; readers treat a longer
@@ -28,16 +44,19 @@ pub const MAX_RECORD_BODY: usize = (1 << 30) + (1 << 20);
 
 /// The smallest Lock record on disk (1-byte key and owner): a run of `n`
 /// unreadable bytes held at most `n / MIN_LOCK_RECORD` fencing tokens.
-pub const MIN_LOCK_RECORD: u64 = (RECORD_PREFIX + 33 + 2) as u64;
+/// (prefix, LSN, type, expiry, token, then key and owner of one byte each).
+pub const MIN_LOCK_RECORD: u64 =
+    (RECORD_PREFIX + LSN_FIELD + TYPE_FIELD + 2 * U64_FIELD + 2 * (BYTES_LEN_FIELD + 1)) as u64;
 
-/// The body size of an mset record of these pairs.
+/// The body size of an mset record of these pairs, computed without
+/// encoding it (the engine refuses an oversized mset before locking).
 pub fn mset_body_len(keys: &[&[u8]], values: &[&[u8]]) -> usize {
-    8 + 1 + 8 + 4 + keys.iter().chain(values).map(|b| 4 + b.len()).sum::<usize>()
+    LSN_FIELD + TYPE_FIELD + U64_FIELD + COUNT_FIELD + keys.iter().chain(values).map(|b| BYTES_LEN_FIELD + b.len()).sum::<usize>()
 }
 
 /// The body size of an mdel record of these keys.
 pub fn mdel_body_len(keys: &[&[u8]]) -> usize {
-    8 + 1 + 4 + keys.iter().map(|k| 4 + k.len()).sum::<usize>()
+    LSN_FIELD + TYPE_FIELD + COUNT_FIELD + keys.iter().map(|k| BYTES_LEN_FIELD + k.len()).sum::<usize>()
 }
 
 /// One mutation, borrowed from the caller while the shard lock is held.
@@ -106,7 +125,7 @@ impl Record<'_> {
         put_u64(out, lsn);
         self.encode_op(out);
         let len = (out.len() - start - RECORD_PREFIX) as u32;
-        out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+        out[start..start + LEN_FIELD].copy_from_slice(&len.to_le_bytes());
     }
 
     /// Appends `type | fields` (a whole record after its LSN, or one
@@ -177,7 +196,7 @@ impl Record<'_> {
 pub fn body_len(rec: &Record<'_>) -> usize {
     let mut out = Vec::new();
     rec.encode_op(&mut out);
-    8 + out.len()
+    LSN_FIELD + out.len()
 }
 
 /// Where each record of a run of whole records starts, following the
@@ -188,7 +207,7 @@ pub fn record_starts(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
     std::iter::from_fn(move || {
         let prefix = buf.get(at..at.checked_add(RECORD_PREFIX)?)?;
         let start = at;
-        at = at.saturating_add(RECORD_PREFIX + u32::from_le_bytes(prefix[..4].try_into().unwrap()) as usize);
+        at = at.saturating_add(RECORD_PREFIX + u32::from_le_bytes(prefix[..LEN_FIELD].try_into().unwrap()) as usize);
         Some(start)
     })
 }
@@ -198,10 +217,10 @@ pub fn record_starts(buf: &[u8]) -> impl Iterator<Item = usize> + '_ {
 pub fn seal_all(buf: &mut [u8]) -> Option<usize> {
     let (mut at, mut last) = (0, None);
     while at < buf.len() {
-        let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        let len = u32::from_le_bytes(buf[at..at + LEN_FIELD].try_into().unwrap()) as usize;
         let body_at = at + RECORD_PREFIX;
         let crc = crc32fast::hash(&buf[body_at..body_at + len]);
-        buf[at + 4..at + 8].copy_from_slice(&crc.to_le_bytes());
+        buf[at + LEN_FIELD..at + LEN_FIELD + CRC_FIELD].copy_from_slice(&crc.to_le_bytes());
         last = Some(at);
         at = body_at + len;
     }
@@ -270,10 +289,10 @@ impl<'a> Cursor<'a> {
         Ok(self.take(1)?[0])
     }
     fn u32(&mut self) -> Result<u32> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
+        Ok(u32::from_le_bytes(self.take(size_of::<u32>())?.try_into().unwrap()))
     }
     fn u64(&mut self) -> Result<u64> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().unwrap()))
+        Ok(u64::from_le_bytes(self.take(size_of::<u64>())?.try_into().unwrap()))
     }
     fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.u32()? as usize;
@@ -382,4 +401,38 @@ fn decode_op<'a>(c: &mut Cursor<'a>, nested: bool) -> Result<RecordView<'a>> {
 /// Decodes a record body into an owned record.
 pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
     decode_view(body).map(|(lsn, v)| (lsn, v.to_owned_record()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoded_body_len(rec: &Record<'_>) -> usize {
+        let mut out = Vec::new();
+        rec.encode(1, &mut out);
+        let len = u32::from_le_bytes(out[..LEN_FIELD].try_into().unwrap()) as usize;
+        assert_eq!(out.len(), RECORD_PREFIX + len, "the length field counts the whole body");
+        len
+    }
+
+    /// The sizes computed without encoding (the engine's refusal of an
+    /// oversized mset/mdel, recovery's token bound) equal what is encoded.
+    #[test]
+    fn computed_sizes_equal_encoded_sizes() {
+        let keys: Vec<Vec<u8>> = (0..40).map(|i| vec![b'k'; 1 + i * 7]).collect();
+        let values: Vec<Vec<u8>> = (0..40).map(|i| vec![b'v'; i * 13]).collect();
+        for n in [0, 1, 2, 17, 40] {
+            let k: Vec<&[u8]> = keys[..n].iter().map(|k| &k[..]).collect();
+            let v: Vec<&[u8]> = values[..n].iter().map(|v| &v[..]).collect();
+            let mset = Record::MSet { keys: &k, values: &v, expires_at: 9 };
+            assert_eq!(mset_body_len(&k, &v), encoded_body_len(&mset), "mset of {n}");
+            assert_eq!(body_len(&mset), encoded_body_len(&mset));
+            let mdel = Record::MDel { keys: &k };
+            assert_eq!(mdel_body_len(&k), encoded_body_len(&mdel), "mdel of {n}");
+            let batch = [Record::Set { key: b"a", value: b"b", expires_at: 0 }, Record::Delete { key: b"c" }];
+            assert_eq!(body_len(&Record::Batch { ops: &batch }), encoded_body_len(&Record::Batch { ops: &batch }));
+        }
+        let lock = Record::Lock { key: b"k", owner: b"o", expires_at: 1, token: 2 };
+        assert_eq!(MIN_LOCK_RECORD as usize, RECORD_PREFIX + encoded_body_len(&lock));
+    }
 }

@@ -21,12 +21,73 @@ pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DBKVSNAP";
 /// records in the tail) and 3 (without locks' tokens, lists and sorted
 /// sets) are read too, as with WAL segments.
 pub const SNAPSHOT_VERSION: u32 = 4;
-pub const SNAPSHOT_HEADER_LEN: usize = 48;
-pub const SNAPSHOT_TRAILER_LEN: usize = 40;
+pub const SNAPSHOT_HEADER_LEN: usize = size_of::<Header>();
+pub const SNAPSHOT_TRAILER_LEN: usize = size_of::<Trailer>();
+
+// The layouts of docs/FORMAT.md ("Snapshot files"), all integers
+// little-endian. Never read or written as structs: they name the sizes and
+// field offsets the byte code below uses.
+
+/// The file header.
+#[repr(C)]
+struct Header {
+    magic: [u8; 8],
+    version: u32,
+    shard_count: u32,
+    hash_seed: u64,
+    created_ms: u64,
+    reserved: [u8; 16],
+}
+
+/// Before each shard's entries.
+#[repr(C)]
+struct ShardHead {
+    covered_lsn: u64,
+    count: u64,
+}
+
+/// Before each entry's key (then the value's u32 length and the value).
+#[repr(C, packed)]
+struct EntryHead {
+    kind: u8,
+    expires_at: u64,
+    key_len: u32,
+}
 
 /// The tail section's fixed part: cut, token mark, resume segment, offset
 /// and check, then the record count and byte length.
-const TAIL_HEAD: usize = 56;
+#[repr(C)]
+struct TailHead {
+    cut_lsn: u64,
+    token_hwm: u64,
+    resume_segment: u64,
+    resume_offset: u64,
+    resume_check: u64,
+    count: u64,
+    len: u64,
+}
+
+/// After the tail: the entry count, then the SHA-256 of everything before.
+#[repr(C)]
+struct Trailer {
+    entries: u64,
+    sha256: [u8; 32],
+}
+
+use std::mem::offset_of;
+const VERSION_AT: usize = offset_of!(Header, version);
+const SHARD_COUNT_AT: usize = offset_of!(Header, shard_count);
+const SEED_AT: usize = offset_of!(Header, hash_seed);
+const CREATED_AT: usize = offset_of!(Header, created_ms);
+const SHARD_HEAD: usize = size_of::<ShardHead>();
+const ENTRY_HEAD: usize = size_of::<EntryHead>();
+const VALUE_LEN: usize = size_of::<u32>();
+const TAIL_HEAD: usize = size_of::<TailHead>();
+const SHA_LEN: usize = size_of::<[u8; 32]>();
+const _: () = assert!(
+    SNAPSHOT_HEADER_LEN == 48 && SHARD_HEAD == 16 && ENTRY_HEAD == 13 && TAIL_HEAD == 56 && SNAPSHOT_TRAILER_LEN == 40
+        && offset_of!(Trailer, sha256) == 8
+);
 
 pub const KIND_BYTES: u8 = 0;
 pub const KIND_INT: u8 = 1;
@@ -44,16 +105,16 @@ pub fn parse_snapshot_name(name: &str) -> Option<u64> {
 /// match the digest is damage, not a newer format, so the digest is checked
 /// first (only when the version is not ours, to keep opens cheap).
 pub fn snapshot_version(b: &[u8]) -> Option<u32> {
-    if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN || &b[0..8] != SNAPSHOT_MAGIC {
+    if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN || &b[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
         return None;
     }
-    let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    let version = u32::from_le_bytes(b[VERSION_AT..VERSION_AT + 4].try_into().unwrap());
     (super::wal::readable_version(version) || is_sealed(b)).then_some(version)
 }
 
 /// The SHA-256 trailer matches everything before it.
 fn is_sealed(b: &[u8]) -> bool {
-    let sha_at = b.len() - 32;
+    let sha_at = b.len() - SHA_LEN;
     Sha256::digest(&b[..sha_at]).as_slice() == &b[sha_at..]
 }
 
@@ -116,7 +177,7 @@ impl SnapshotWriter {
         h.extend_from_slice(&meta.shard_count.to_le_bytes());
         h.extend_from_slice(&meta.hash_seed.to_le_bytes());
         h.extend_from_slice(&meta.created_ms.to_le_bytes());
-        h.extend_from_slice(&[0u8; 16]);
+        h.resize(SNAPSHOT_HEADER_LEN, 0);
         w.put(&h)?;
         Ok(w)
     }
@@ -130,9 +191,9 @@ impl SnapshotWriter {
     /// Writes one shard: its covered LSN and its entries (already encoded
     /// with `encode_entry`).
     pub fn shard(&mut self, covered_lsn: u64, count: u64, encoded: &[u8]) -> Result<()> {
-        let mut head = [0u8; 16];
-        head[..8].copy_from_slice(&covered_lsn.to_le_bytes());
-        head[8..].copy_from_slice(&count.to_le_bytes());
+        let mut head = [0u8; SHARD_HEAD];
+        head[offset_of!(ShardHead, covered_lsn)..][..8].copy_from_slice(&covered_lsn.to_le_bytes());
+        head[offset_of!(ShardHead, count)..][..8].copy_from_slice(&count.to_le_bytes());
         self.put(&head)?;
         self.put(encoded)?;
         self.entries += count;
@@ -144,8 +205,17 @@ impl SnapshotWriter {
     /// order, that bring every shard from its covered LSN to the cut.
     pub fn tail(&mut self, cut: SnapshotCut, count: u64, records: &[u8]) -> Result<()> {
         let mut head = [0u8; TAIL_HEAD];
-        for (i, v) in [cut.cut_lsn, cut.token_hwm, cut.resume_segment, cut.resume_offset, cut.resume_check, count, records.len() as u64].into_iter().enumerate() {
-            head[i * 8..i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+        let fields = [
+            (offset_of!(TailHead, cut_lsn), cut.cut_lsn),
+            (offset_of!(TailHead, token_hwm), cut.token_hwm),
+            (offset_of!(TailHead, resume_segment), cut.resume_segment),
+            (offset_of!(TailHead, resume_offset), cut.resume_offset),
+            (offset_of!(TailHead, resume_check), cut.resume_check),
+            (offset_of!(TailHead, count), count),
+            (offset_of!(TailHead, len), records.len() as u64),
+        ];
+        for (at, v) in fields {
+            head[at..at + 8].copy_from_slice(&v.to_le_bytes());
         }
         self.put(&head)?;
         self.put(records)
@@ -159,7 +229,7 @@ impl SnapshotWriter {
         let digest = std::mem::take(&mut self.sha).finalize();
         self.file.write_all(&digest).map_err(|e| Error::io("write snapshot", &e))?;
         self.file.sync().map_err(|e| Error::io("fsync snapshot", &e))?;
-        Ok(self.bytes + 32)
+        Ok(self.bytes + SHA_LEN as u64)
     }
 }
 
@@ -168,7 +238,7 @@ pub fn entry_count_hint(b: &[u8]) -> u64 {
     if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN {
         return 0;
     }
-    let at = b.len() - SNAPSHOT_TRAILER_LEN;
+    let at = b.len() - SNAPSHOT_TRAILER_LEN + offset_of!(Trailer, entries);
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
@@ -200,47 +270,49 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
     if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN {
         return Err(bad(0, "snapshot is truncated"));
     }
-    if &b[..8] != SNAPSHOT_MAGIC {
+    if &b[..SNAPSHOT_MAGIC.len()] != SNAPSHOT_MAGIC {
         return Err(bad(0, "not a dbkv snapshot (bad magic)"));
     }
     let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-    let sha_at = b.len() - 32;
+    let sha_at = b.len() - SHA_LEN;
     if !is_sealed(b) {
         return Err(bad(sha_at, "snapshot SHA-256 mismatch"));
     }
-    let version = u32_at(8);
+    let version = u32_at(VERSION_AT);
     if !super::wal::readable_version(version) {
-        return Err(bad(8, &format!("unsupported snapshot version {version}")));
+        return Err(bad(VERSION_AT, &format!("unsupported snapshot version {version}")));
     }
-    let meta = SnapshotMeta { shard_count: u32_at(12), hash_seed: u64_at(16), created_ms: u64_at(24) };
+    let meta = SnapshotMeta { shard_count: u32_at(SHARD_COUNT_AT), hash_seed: u64_at(SEED_AT), created_ms: u64_at(CREATED_AT) };
     if meta.shard_count == 0 || !meta.shard_count.is_power_of_two() {
-        return Err(bad(12, &format!("shard count {} is not a power of two", meta.shard_count)));
+        return Err(bad(SHARD_COUNT_AT, &format!("shard count {} is not a power of two", meta.shard_count)));
     }
     // The checksum matched, so the structure was written by us; the bounds
     // checks below guard against a version skew, not against damage.
-    let body_end = sha_at - 8;
+    let body_end = b.len() - SNAPSHOT_TRAILER_LEN;
     let mut off = SNAPSHOT_HEADER_LEN;
     let mut shard_lsns = Vec::with_capacity(meta.shard_count as usize);
     let mut entries = 0u64;
     for _ in 0..meta.shard_count {
-        if off + 16 > body_end {
+        if off + SHARD_HEAD > body_end {
             return Err(bad(off, "shard header past the end"));
         }
-        shard_lsns.push(u64_at(off));
-        let count = u64_at(off + 8);
-        off += 16;
+        shard_lsns.push(u64_at(off + offset_of!(ShardHead, covered_lsn)));
+        let count = u64_at(off + offset_of!(ShardHead, count));
+        off += SHARD_HEAD;
         for _ in 0..count {
-            if off + 13 > body_end {
+            if off + ENTRY_HEAD > body_end {
                 return Err(bad(off, "entry past the end"));
             }
-            let (kind, expires_at, klen) = (b[off], u64_at(off + 1), u32_at(off + 9) as usize);
-            let kstart = off + 13;
-            if kstart + klen + 4 > body_end {
+            let kind = b[off + offset_of!(EntryHead, kind)];
+            let expires_at = u64_at(off + offset_of!(EntryHead, expires_at));
+            let klen = u32_at(off + offset_of!(EntryHead, key_len)) as usize;
+            let kstart = off + ENTRY_HEAD;
+            if kstart + klen + VALUE_LEN > body_end {
                 return Err(bad(off, "entry key past the end"));
             }
             let vlen = u32_at(kstart + klen) as usize;
-            let vstart = kstart + klen + 4;
+            let vstart = kstart + klen + VALUE_LEN;
             if vstart + vlen > body_end {
                 return Err(bad(off, "entry value past the end"));
             }
@@ -261,14 +333,22 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
     if off + TAIL_HEAD > body_end {
         return Err(bad(off, "tail header past the end"));
     }
-    let cut = SnapshotCut { cut_lsn: u64_at(off), token_hwm: u64_at(off + 8), resume_segment: u64_at(off + 16), resume_offset: u64_at(off + 24), resume_check: u64_at(off + 32) };
+    let field = |at: usize| u64_at(off + at);
+    let cut = SnapshotCut {
+        cut_lsn: field(offset_of!(TailHead, cut_lsn)),
+        token_hwm: field(offset_of!(TailHead, token_hwm)),
+        resume_segment: field(offset_of!(TailHead, resume_segment)),
+        resume_offset: field(offset_of!(TailHead, resume_offset)),
+        resume_check: field(offset_of!(TailHead, resume_check)),
+    };
     if cut.resume_segment == 0 || cut.resume_segment > cut.cut_lsn + 1 {
-        return Err(bad(off + 16, "the resume segment cannot hold the record after the cut"));
+        return Err(bad(off + offset_of!(TailHead, resume_segment), "the resume segment cannot hold the record after the cut"));
     }
     if shard_lsns.iter().any(|&l| l > cut.cut_lsn) {
         return Err(bad(off, "a shard covers more than the snapshot's cut"));
     }
-    let (tail, tail_records) = check_tail(b, off + 40, body_end, &shard_lsns, cut.cut_lsn).map_err(|(o, what)| bad(o, what))?;
+    let counts_at = off + offset_of!(TailHead, count);
+    let (tail, tail_records) = check_tail(b, counts_at, body_end, &shard_lsns, cut.cut_lsn).map_err(|(o, what)| bad(o, what))?;
     if tail.end != body_end || u64_at(body_end) != entries {
         return Err(bad(tail.end, "entry count does not match the trailer"));
     }
@@ -278,12 +358,14 @@ pub fn load<'a>(file: &str, b: &'a [u8], mut each: impl FnMut(SnapEntry<'a>)) ->
 /// Checks the tail section at `off`: whole records with ascending LSNs
 /// above the smallest covered LSN, the last one being the cut.
 fn check_tail(b: &[u8], off: usize, body_end: usize, shard_lsns: &[u64], cut: u64) -> std::result::Result<(std::ops::Range<usize>, u64), (usize, &'static str)> {
-    if off + 16 > body_end {
+    // `off` is the tail head's record count, followed by the byte length.
+    const COUNTS: usize = TAIL_HEAD - offset_of!(TailHead, count);
+    if off + COUNTS > body_end {
         return Err((off, "tail header past the end"));
     }
     let count = u64::from_le_bytes(b[off..off + 8].try_into().unwrap());
-    let len = u64::from_le_bytes(b[off + 8..off + 16].try_into().unwrap());
-    let start = off + 16;
+    let len = u64::from_le_bytes(b[off + 8..off + COUNTS].try_into().unwrap());
+    let start = off + COUNTS;
     let end = usize::try_from(len).ok().and_then(|l| start.checked_add(l)).filter(|&e| e <= body_end).ok_or((off, "tail past the end"))?;
     let stream = &b[start..end];
     let mut prev = shard_lsns.iter().copied().min().unwrap_or(0);

@@ -18,7 +18,30 @@ pub const SEGMENT_MIN_VERSION: u32 = 2;
 pub fn readable_version(v: u32) -> bool {
     (SEGMENT_MIN_VERSION..=SEGMENT_VERSION).contains(&v)
 }
-pub const SEGMENT_HEADER_LEN: usize = 32;
+pub const SEGMENT_HEADER_LEN: usize = size_of::<SegmentHeader>();
+
+/// The segment header's layout (docs/FORMAT.md, "Segment header"), all
+/// integers little-endian. Never read or written as a struct: it names the
+/// field offsets the byte code below uses.
+#[repr(C)]
+struct SegmentHeader {
+    magic: [u8; 8],
+    version: u32,
+    reserved: u32,
+    first_lsn: u64,
+    reserved2: u32,
+    /// CRC-32 of every byte before it.
+    crc: u32,
+}
+
+const VERSION_AT: usize = std::mem::offset_of!(SegmentHeader, version);
+const FIRST_LSN_AT: usize = std::mem::offset_of!(SegmentHeader, first_lsn);
+const CRC_AT: usize = std::mem::offset_of!(SegmentHeader, crc);
+const MAGIC: std::ops::Range<usize> = 0..SEGMENT_MAGIC.len();
+const VERSION: std::ops::Range<usize> = VERSION_AT..VERSION_AT + 4;
+const FIRST_LSN: std::ops::Range<usize> = FIRST_LSN_AT..FIRST_LSN_AT + 8;
+const CRC: std::ops::Range<usize> = CRC_AT..CRC_AT + 4;
+const _: () = assert!(SEGMENT_HEADER_LEN == 32 && CRC_AT + 4 == SEGMENT_HEADER_LEN);
 pub use crate::persistence::record::MAX_RECORD_BODY;
 
 pub fn segment_name(first_lsn: u64) -> String {
@@ -42,20 +65,20 @@ pub fn parse_lsn_digits(digits: &str) -> Option<u64> {
 /// The version an intact segment header declares (a version field that
 /// fails the header CRC is damage, not a newer format).
 pub fn segment_version(b: &[u8]) -> Option<u32> {
-    (b.len() >= SEGMENT_HEADER_LEN && &b[0..8] == SEGMENT_MAGIC && header_crc_ok(b)).then(|| u32::from_le_bytes(b[8..12].try_into().unwrap()))
+    (b.len() >= SEGMENT_HEADER_LEN && &b[MAGIC] == SEGMENT_MAGIC && header_crc_ok(b)).then(|| u32::from_le_bytes(b[VERSION].try_into().unwrap()))
 }
 
 fn header_crc_ok(b: &[u8]) -> bool {
-    crc32fast::hash(&b[..28]) == u32::from_le_bytes(b[28..32].try_into().unwrap())
+    crc32fast::hash(&b[..CRC_AT]) == u32::from_le_bytes(b[CRC].try_into().unwrap())
 }
 
 pub fn encode_segment_header(first_lsn: u64) -> [u8; SEGMENT_HEADER_LEN] {
     let mut h = [0u8; SEGMENT_HEADER_LEN];
-    h[0..8].copy_from_slice(SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-    h[16..24].copy_from_slice(&first_lsn.to_le_bytes());
-    let crc = crc32fast::hash(&h[..28]);
-    h[28..32].copy_from_slice(&crc.to_le_bytes());
+    h[MAGIC].copy_from_slice(SEGMENT_MAGIC);
+    h[VERSION].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
+    h[FIRST_LSN].copy_from_slice(&first_lsn.to_le_bytes());
+    let crc = crc32fast::hash(&h[..CRC_AT]);
+    h[CRC].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
@@ -68,17 +91,17 @@ pub fn decode_segment_header(file: &str, b: &[u8]) -> Result<u64> {
     if b.len() < SEGMENT_HEADER_LEN {
         return Err(bad("segment header is torn"));
     }
-    if &b[0..8] != SEGMENT_MAGIC {
+    if &b[MAGIC] != SEGMENT_MAGIC {
         return Err(bad("not a dbkv WAL segment (bad magic)"));
     }
     if !header_crc_ok(b) {
         return Err(bad("segment header checksum mismatch"));
     }
-    let version = u32::from_le_bytes(b[8..12].try_into().unwrap());
+    let version = u32::from_le_bytes(b[VERSION].try_into().unwrap());
     if !readable_version(version) {
         return Err(bad(&format!("unsupported segment version {version}")));
     }
-    Ok(u64::from_le_bytes(b[16..24].try_into().unwrap()))
+    Ok(u64::from_le_bytes(b[FIRST_LSN].try_into().unwrap()))
 }
 
 /// One step of reading a segment.
@@ -111,8 +134,8 @@ pub fn read_view(b: &[u8], offset: usize) -> ScanView<'_> {
     if rest.len() < RECORD_PREFIX {
         return ScanView::Bad { reason: "torn record prefix" };
     }
-    let len = u32::from_le_bytes(rest[0..4].try_into().unwrap()) as usize;
-    let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
+    let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+    let crc = u32::from_le_bytes(rest[4..RECORD_PREFIX].try_into().unwrap());
     if !(9..=MAX_RECORD_BODY).contains(&len) {
         return ScanView::Bad { reason: "record length out of range" };
     }
