@@ -1,5 +1,7 @@
 //! The error type shared by the engine and the persistence layer.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 
 /// Every way a call can fail. Normal outcomes (a missing key, a held lock)

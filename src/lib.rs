@@ -3,6 +3,16 @@
 //!
 //! Module dependencies point one way: `ffi` → `engine` → `persistence`.
 //! `persistence` knows file formats and files, nothing of the engine.
+//!
+//! Unsafe code: the C boundary (`ffi`), the one-allocation entry block
+//! (`engine::entry`), collections reached through an entry under the
+//! shard's write lock (`engine::shard`), the snapshot thread's priority
+//! call and the OS file layer (`persistence::vfs`). Every unsafe block and
+//! impl says why it is sound in a `// SAFETY:` comment (clippy's
+//! `undocumented_unsafe_blocks`, denied below); every other module is
+//! `#![forbid(unsafe_code)]`.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod error;
 pub mod engine;

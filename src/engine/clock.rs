@@ -1,6 +1,8 @@
 //! Wall-clock time in unix milliseconds. Expiry is stored as an absolute
 //! wall-clock instant so that it means the same after a restart.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -6,6 +6,8 @@
 //! Validation (types, ranges, scores) happens before an operation is built;
 //! applying never looks at the clock and never fails.
 
+#![forbid(unsafe_code)]
+
 use super::entry::{Entry, Kind};
 use super::list::List;
 use super::shard::ShardData;

@@ -3,6 +3,8 @@
 //! (a lock's fencing token included, which readers never see), restoring
 //! a lock with the token it was granted with, and a memory estimate.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::Ordering;
 
 use super::entry::{Kind, Value};

@@ -174,6 +174,7 @@ pub struct Entry {
 // through `&mut` access to their table (the write lock), and readers under
 // the read lock only read, so the Cell is never touched concurrently.
 unsafe impl Send for Entry {}
+// SAFETY: as for Send: shared access only reads the block.
 unsafe impl Sync for Entry {}
 
 fn layout(key_len: usize, val_len: usize, has_expiry: bool) -> Layout {
@@ -303,6 +304,7 @@ impl Entry {
             // SAFETY: the entry owns a strong reference, so the pointee
             // lives at least as long as this borrow of the entry.
             Kind::List => Value::List(unsafe { &*self.coll_ptr::<List>() }),
+            // SAFETY: as for the list above.
             Kind::ZSet => Value::ZSet(unsafe { &*self.coll_ptr::<ZSet>() }),
         }
     }
@@ -327,10 +329,11 @@ impl Entry {
     ///
     /// # Safety
     /// The caller has exclusive access to the entry (the shard's write lock).
-    // The table hands out `&Entry` only (std HashSet has no get_mut);
+    // The shard hands out `&Entry` from its table's lookups;
     // the caller's `&mut ShardData` is what proves exclusive access.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn list_mut(&self) -> Option<&mut List> {
+        // SAFETY: the kind is List, and the caller holds exclusive access.
         (self.kind() == Kind::List).then(|| unsafe { self.unshare::<List>() })
     }
 
@@ -338,10 +341,11 @@ impl Entry {
     ///
     /// # Safety
     /// The caller has exclusive access to the entry (the shard's write lock).
-    // The table hands out `&Entry` only (std HashSet has no get_mut);
+    // The shard hands out `&Entry` from its table's lookups;
     // the caller's `&mut ShardData` is what proves exclusive access.
     #[allow(clippy::mut_from_ref)]
     pub unsafe fn zset_mut(&self) -> Option<&mut ZSet> {
+        // SAFETY: the kind is ZSet, and the caller holds exclusive access.
         (self.kind() == Kind::ZSet).then(|| unsafe { self.unshare::<ZSet>() })
     }
 
@@ -350,7 +354,7 @@ impl Entry {
     /// lock, so with the write lock held the count cannot rise while we
     /// look at it; if a snapshot still holds a share, the collection is
     /// copied and the entry's reference moved to the copy.
-    // The table hands out `&Entry` only (std HashSet has no get_mut);
+    // The shard hands out `&Entry` from its table's lookups;
     // the caller's `&mut ShardData` is what proves exclusive access.
     #[allow(clippy::mut_from_ref)]
     unsafe fn unshare<T: Clone>(&self) -> &mut T {

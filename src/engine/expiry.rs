@@ -9,6 +9,8 @@
 //! exactly the table the engine had: without the log, a clock stepped back
 //! would bring a reclaimed key back after a restart but not before it.
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;

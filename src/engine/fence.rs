@@ -5,6 +5,8 @@
 //! the client, rejects stale tokens). The check and the write run in one
 //! transaction under both keys' shard locks and log one record.
 
+#![forbid(unsafe_code)]
+
 use super::{check_key, Engine, Scope, Txn};
 use crate::error::Result;
 

@@ -5,6 +5,8 @@
 //! good avalanche, and a random per-handle seed so a peer cannot pick keys
 //! that all land in one shard.
 
+#![forbid(unsafe_code)]
+
 use std::hash::{BuildHasher, Hasher};
 
 const P0: u64 = 0xa076_1d64_78bd_642f;

@@ -1,6 +1,8 @@
 //! Lists: a double-ended queue of byte strings, so pushes and pops at
 //! either end are O(1) and indexing is O(1) (LINDEX, LSET, LRANGE's start).
 
+#![forbid(unsafe_code)]
+
 use std::collections::VecDeque;
 
 #[derive(Clone, Default, Debug, PartialEq, Eq)]

@@ -6,6 +6,8 @@
 //! from dbkv's background threads (WAL, snapshot). It is never called while
 //! a shard lock is held, so a logger may call back into the engine.
 
+#![forbid(unsafe_code)]
+
 use std::fmt;
 use std::sync::Arc;
 

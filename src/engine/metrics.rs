@@ -4,6 +4,8 @@
 //! critical paths; `Stats` is a copy taken at one moment (fields are read
 //! one by one, so two of them may straddle a concurrent write).
 
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Kinds of operations counted in `Stats::ops`.

@@ -1,5 +1,7 @@
 //! Options for opening an engine, with their defaults and limits.
 
+#![forbid(unsafe_code)]
+
 use std::path::PathBuf;
 
 use std::sync::Arc;

@@ -7,6 +7,8 @@
 //! reclaims), so replay keeps them too: a record that extends a TTL finds
 //! the entry it extends, whatever the time is now.
 
+#![forbid(unsafe_code)]
+
 use super::collections;
 use super::entry::{Entry, Value};
 use super::list::List;

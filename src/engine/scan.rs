@@ -18,6 +18,8 @@
 //! walked), so no key is ever returned twice, not even one deleted and
 //! written again into a later bucket.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashSet;
 use std::sync::Arc;
 

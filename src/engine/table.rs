@@ -7,6 +7,8 @@
 //! and the layout it was taken under knows whether the index still means
 //! the same place. Removals never move other entries.
 
+#![forbid(unsafe_code)]
+
 use hashbrown::hash_table::Entry as Slot;
 use hashbrown::HashTable;
 

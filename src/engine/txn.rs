@@ -8,6 +8,8 @@
 //! the table at once (so later reads in the same transaction see it) and
 //! remembered as its result, never its intent, so replay is exact.
 
+#![forbid(unsafe_code)]
+
 use std::sync::RwLockWriteGuard;
 
 use super::entry::Value;

@@ -3,6 +3,8 @@
 //! function replay uses (`collections::apply`). Operations that would
 //! change nothing are not logged.
 
+#![forbid(unsafe_code)]
+
 use super::collections::{self, Applied};
 use super::entry::Value;
 use super::list::List;

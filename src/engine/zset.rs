@@ -10,6 +10,8 @@
 //! The level of each node comes from a PRNG, so two sets with the same
 //! elements may have different shapes; nothing observable depends on it.
 
+#![forbid(unsafe_code)]
+
 use std::collections::HashMap;
 use std::sync::Arc;
 

@@ -15,6 +15,8 @@
 //! `segment_first_lsn: u64 | block_index: u64 | first: u32`, which binds the
 //! header to its segment and position.
 
+#![forbid(unsafe_code)]
+
 use super::record::{record_starts, RECORD_PREFIX};
 use super::wal::SEGMENT_HEADER_LEN;
 

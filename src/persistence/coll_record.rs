@@ -7,6 +7,8 @@
 //!
 //! Byte layout is specified in docs/FORMAT.md and pinned by golden tests.
 
+#![forbid(unsafe_code)]
+
 use crate::error::{Error, Result};
 
 pub const TYPE_LIST_PUSH: u8 = 10;

@@ -8,6 +8,8 @@
 //! listing), so that a tool reading a live directory can fix the set of
 //! files once and report a file that vanished meanwhile as such.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
 use super::block;

@@ -3,6 +3,8 @@
 //!
 //! Byte layout is specified in docs/FORMAT.md and pinned by golden tests.
 
+#![forbid(unsafe_code)]
+
 use super::coll_record::{self, CollOp, Fields};
 use crate::error::{Error, Result};
 

@@ -10,6 +10,8 @@
 //! that loses a record the snapshot does not hold. Damage to records at or
 //! below `cut` loses nothing and is passed over in every mode.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 

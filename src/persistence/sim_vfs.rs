@@ -4,6 +4,8 @@
 //! the integration tests, which dev-depend on this crate with it), so the
 //! shipped `libdbkv.so` carries none of it.
 
+#![forbid(unsafe_code)]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};

@@ -7,6 +7,8 @@
 //! SHA-256 (see docs/FORMAT.md). Written to a temp file, fsynced,
 //! renamed, and the directory fsynced.
 
+#![forbid(unsafe_code)]
+
 use std::path::Path;
 
 use sha2::{Digest, Sha256};

@@ -8,6 +8,8 @@
 //! (sorted sets), all little-endian. A lock's value is its owner followed
 //! by its fencing token (u64 LE).
 
+#![forbid(unsafe_code)]
+
 use crate::error::{Error, Result};
 
 pub const KIND_LOCK: u8 = 2;

@@ -3,6 +3,8 @@
 //! (`block.rs`; layout in docs/FORMAT.md). Record readers here work on the
 //! logical stream that `block::deblock` returns.
 
+#![forbid(unsafe_code)]
+
 use crate::error::{Error, Result};
 use crate::persistence::record::{decode_view, record_starts, OwnedRecord, RecordView, RECORD_PREFIX};
 

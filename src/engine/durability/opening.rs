@@ -2,6 +2,8 @@
 //! its contents into the engine (or, read-only, into memory alone), with
 //! messages a person can act on and a log of what recovery found.
 
+#![forbid(unsafe_code)]
+
 use std::io::ErrorKind;
 use std::path::Path;
 
