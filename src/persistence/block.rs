@@ -21,7 +21,10 @@ use super::record::{record_starts, RECORD_PREFIX};
 use super::wal::SEGMENT_HEADER_LEN;
 
 pub const BLOCK: usize = 32 << 10;
-pub const BLOCK_HEADER: usize = 8;
+pub const BLOCK_HEADER: usize = FIRST_FIELD.end + 4;
+/// Where the header's `first` and `crc` fields lie.
+const FIRST_FIELD: std::ops::Range<usize> = 0..4;
+const CRC_FIELD: std::ops::Range<usize> = FIRST_FIELD.end..BLOCK_HEADER;
 /// Logical bytes block 0 carries (after the segment header).
 const FIRST_PAYLOAD: usize = BLOCK - SEGMENT_HEADER_LEN;
 /// Logical bytes every later block carries.
@@ -37,8 +40,8 @@ fn header_crc(segment_first_lsn: u64, block: u64, first: u32) -> u32 {
 
 pub fn encode_header(segment_first_lsn: u64, block: u64, first: u32) -> [u8; BLOCK_HEADER] {
     let mut h = [0u8; BLOCK_HEADER];
-    h[..4].copy_from_slice(&first.to_le_bytes());
-    h[4..].copy_from_slice(&header_crc(segment_first_lsn, block, first).to_le_bytes());
+    h[FIRST_FIELD].copy_from_slice(&first.to_le_bytes());
+    h[CRC_FIELD].copy_from_slice(&header_crc(segment_first_lsn, block, first).to_le_bytes());
     h
 }
 
@@ -46,8 +49,8 @@ pub fn encode_header(segment_first_lsn: u64, block: u64, first: u32) -> [u8; BLO
 pub fn decode_header(image: &[u8], segment_first_lsn: u64, block: u64) -> Option<u32> {
     let at = usize::try_from(block).ok()?.checked_mul(BLOCK)?;
     let h = image.get(at..at + BLOCK_HEADER)?;
-    let first = u32::from_le_bytes(h[..4].try_into().unwrap());
-    let crc = u32::from_le_bytes(h[4..].try_into().unwrap());
+    let first = u32::from_le_bytes(h[FIRST_FIELD].try_into().unwrap());
+    let crc = u32::from_le_bytes(h[CRC_FIELD].try_into().unwrap());
     let valid = crc == header_crc(segment_first_lsn, block, first) && (first == 0 || (BLOCK_HEADER..BLOCK).contains(&(first as usize)));
     valid.then_some(first)
 }
