@@ -76,6 +76,24 @@ func BenchmarkGet(b *testing.B) {
 	bench.at += b.N
 }
 
+// BenchmarkGetInto is BenchmarkGet reading into one reused buffer: the
+// binding's cost without the allocation of the result.
+func BenchmarkGetInto(b *testing.B) {
+	db, w := benchSetup(b)
+	start := bench.at
+	buf := make([]byte, 0, 4096)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		v, err := db.GetInto(w.Key(start+i), buf[:0])
+		if err != nil || len(v) != benchVLen {
+			b.Fatalf("GetInto: %d bytes, %v", len(v), err)
+		}
+	}
+	b.StopTimer()
+	bench.at += b.N
+}
+
 func BenchmarkGetC(b *testing.B) {
 	db, w := benchSetup(b)
 	buf := make([]byte, 256)

@@ -505,6 +505,31 @@ func (db *DB) GetString(key string) (string, error) {
 	return unsafe.String(unsafe.SliceData(v), len(v)), nil
 }
 
+// GetInto is Get into a buffer the caller owns: the value is copied into
+// dst's backing array when it fits (cap(dst) bytes), and the result is
+// dst[:len(value)]; a larger value gets a new slice, as append would. A
+// loop that reads many values through one buffer allocates nothing:
+//
+//	buf := make([]byte, 0, 4096)
+//	for _, k := range keys {
+//		buf, err = db.GetInto(k, buf[:0])
+//		...
+//	}
+//
+// The result aliases dst, so it is valid until dst is reused.
+func (db *DB) GetInto(key, dst []byte) ([]byte, error) {
+	h, err := db.handle("get")
+	defer db.mu.RUnlock()
+	if err != nil {
+		return nil, err
+	}
+	v, err := db.getInto(h, bytesPtr(key), len(key), dst[:cap(dst)])
+	if v == nil && err == nil {
+		v = dst[:0]
+	}
+	return v, err
+}
+
 func (db *DB) get(k *C.uint8_t, kl int) ([]byte, error) {
 	h, err := db.handle("get")
 	defer db.mu.RUnlock()
@@ -516,21 +541,33 @@ func (db *DB) get(k *C.uint8_t, kl int) ([]byte, error) {
 	if last > 0 && last <= maxGetGuess {
 		buf = make([]byte, last)
 	}
+	v, err := db.getInto(h, k, kl, buf)
+	if v == nil && err == nil {
+		v = []byte{}
+	}
+	v = v[:len(v):len(v)] // the caller owns exactly the value
+	if err == nil && int64(len(v)) != last {
+		// Only store on a change: a store on every call would bounce the
+		// cache line between cores running Get.
+		db.getSize.Store(int64(len(v)))
+	}
+	return v, err
+}
+
+// getInto copies the value into buf when it fits, else into a slice of
+// the exact size; nil (with no error) for an empty value read into a nil
+// buf. The caller holds db.mu for reading.
+func (db *DB) getInto(h *C.dbkv, k *C.uint8_t, kl int, buf []byte) ([]byte, error) {
 	var m C.gokv_msg
 	for {
 		var n C.size_t
 		rc := C.gokv_get_into(h, k, C.size_t(kl), bytesPtr(buf), C.size_t(len(buf)), &n, &m)
 		switch rc {
 		case codeOK:
-			if int64(n) != last {
-				// Only store on a change: a store on every call would
-				// bounce the cache line between cores running Get.
-				db.getSize.Store(int64(n))
-			}
 			if buf == nil {
-				return []byte{}, nil
+				return nil, nil
 			}
-			return buf[:n:n], nil
+			return buf[:n], nil
 		case codeBufferTooSmall:
 			// n is the size needed now; loop because the value may grow
 			// again before the retry.

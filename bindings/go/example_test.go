@@ -178,3 +178,29 @@ func ExampleDB_Scan() {
 	// Output:
 	// [user:1=ada user:2=grace]
 }
+
+// GetInto reads values into a buffer the caller reuses, so a loop over
+// many keys allocates nothing.
+func ExampleDB_GetInto() {
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	for _, id := range []string{"1", "2", "3"} {
+		db.SetString("task:"+id, "done by worker "+id, 0)
+	}
+
+	buf := make([]byte, 0, 256)
+	for _, id := range []string{"1", "2", "3"} {
+		buf, err = db.GetInto([]byte("task:"+id), buf[:0])
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s (%d bytes into a buffer of %d)\n", buf, len(buf), cap(buf))
+	}
+	// Output:
+	// done by worker 1 (16 bytes into a buffer of 256)
+	// done by worker 2 (16 bytes into a buffer of 256)
+	// done by worker 3 (16 bytes into a buffer of 256)
+}
