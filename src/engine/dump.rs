@@ -80,7 +80,7 @@ impl Engine {
         }
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key, super::OpKind::Lock);
+            let (mut s, _) = self.write_shard(key, super::OpKind::Lock);
             s.put_lock(key, owner, token, expires_at);
             self.inner.last_token.fetch_max(token, Ordering::Relaxed);
             self.log(&Record::Lock { key, owner, expires_at, token })?

@@ -38,7 +38,8 @@ use crate::error::{Error, Result};
 use crate::persistence::record::{mdel_body_len, mset_body_len, Record, MAX_RECORD_BODY};
 use durability::Durability;
 use entry::parse_i64;
-use hash::shard_of;
+use hash::{key_hash, shard_of, shard_of_hash};
+use table::Hashed;
 use shard::{Shard, ShardData};
 
 /// Result of `cas`.
@@ -113,6 +114,13 @@ impl Inner {
     #[inline]
     fn shard(&self, key: &[u8]) -> &Shard {
         &self.shards[self.shard_index(key)]
+    }
+
+    /// The key's shard, and the key with the hash that chose it.
+    #[inline]
+    fn shard_hashed<'k>(&self, key: &'k [u8]) -> (&Shard, Hashed<'k>) {
+        let hash = key_hash(self.seed, key);
+        (&self.shards[shard_of_hash(hash, self.shards.len() as u32)], Hashed { key, hash })
     }
 
     #[inline]
@@ -243,16 +251,18 @@ impl Engine {
     }
 
     /// Locks `key`'s shard for writing, counting one operation of `kind`.
-    fn write_shard(&self, key: &[u8], kind: OpKind) -> RwLockWriteGuard<'_, ShardData> {
-        let shard = self.inner.shard(key);
+    /// Returns the key with its hash, which chose the shard and which the
+    /// shard's table reuses (one hash per operation).
+    fn write_shard<'k>(&self, key: &'k [u8], kind: OpKind) -> (RwLockWriteGuard<'_, ShardData>, Hashed<'k>) {
+        let (shard, hk) = self.inner.shard_hashed(key);
         shard.ops.add(kind, 1);
-        shard.write()
+        (shard.write(), hk)
     }
 
-    fn read_shard(&self, key: &[u8], kind: OpKind) -> RwLockReadGuard<'_, ShardData> {
-        let shard = self.inner.shard(key);
+    fn read_shard<'k>(&self, key: &'k [u8], kind: OpKind) -> (RwLockReadGuard<'_, ShardData>, Hashed<'k>) {
+        let (shard, hk) = self.inner.shard_hashed(key);
         shard.ops.add(kind, 1);
-        shard.read()
+        (shard.read(), hk)
     }
 
     /// Counts `n` operations of a batch (mget, mset, mdel, transactions).
@@ -265,8 +275,8 @@ impl Engine {
     pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
         let expires_at = self.check_store(key, value, ttl_ms)?;
         let lsn = {
-            let mut s = self.write_shard(key, OpKind::Write);
-            s.put_bytes(key, value, expires_at);
+            let (mut s, hk) = self.write_shard(key, OpKind::Write);
+            s.put_bytes(hk, value, expires_at);
             self.log(&Record::Set { key, value, expires_at })?
         };
         self.commit(lsn, false)
@@ -277,8 +287,8 @@ impl Engine {
     pub fn read<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         check_key(key)?;
         self.check_usable()?;
-        let s = self.read_shard(key, OpKind::Read);
-        s.live(key, || self.inner.now()).map(|e| e.value().with_bytes(f)).transpose()
+        let (s, hk) = self.read_shard(key, OpKind::Read);
+        s.live(hk, || self.inner.now()).map(|e| e.value().with_bytes(f)).transpose()
     }
 
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -288,7 +298,8 @@ impl Engine {
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
         self.check_usable()?;
-        Ok(self.read_shard(key, OpKind::Read).live(key, || self.inner.now()).is_some())
+        let (s, hk) = self.read_shard(key, OpKind::Read);
+        Ok(s.live(hk, || self.inner.now()).is_some())
     }
 
     /// Removes a key; false if it was absent.
@@ -296,8 +307,8 @@ impl Engine {
         check_key(key)?;
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key, OpKind::Delete);
-            if !s.remove(key, || self.inner.now()) {
+            let (mut s, hk) = self.write_shard(key, OpKind::Delete);
+            if !s.remove(hk, || self.inner.now()) {
                 return Ok(false);
             }
             self.log(&Record::Delete { key })?
@@ -318,8 +329,8 @@ impl Engine {
         check_key(key)?;
         self.check_writable()?;
         let (value, lsn) = {
-            let mut s = self.write_shard(key, OpKind::Incr);
-            let (current, expires_at) = match s.live(key, || self.inner.now()) {
+            let (mut s, hk) = self.write_shard(key, OpKind::Incr);
+            let (current, expires_at) = match s.live(hk, || self.inner.now()) {
                 None => (0, 0),
                 Some(e) => {
                     let n = match e.value() {
@@ -331,7 +342,7 @@ impl Engine {
                 }
             };
             let value = op(current, delta).ok_or(Error::Overflow)?;
-            s.put_int(key, value, expires_at);
+            s.put_int(hk, value, expires_at);
             (value, self.log(&Record::SetInt { key, value, expires_at })?)
         };
         self.commit(lsn, false)?;
@@ -342,11 +353,11 @@ impl Engine {
     pub fn setnx(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<bool> {
         let expires_at = self.check_store(key, value, ttl_ms)?;
         let lsn = {
-            let mut s = self.write_shard(key, OpKind::Write);
-            if s.live(key, || self.inner.now()).is_some() {
+            let (mut s, hk) = self.write_shard(key, OpKind::Write);
+            if s.live(hk, || self.inner.now()).is_some() {
                 return Ok(false);
             }
-            s.put_bytes(key, value, expires_at);
+            s.put_bytes(hk, value, expires_at);
             self.log(&Record::Set { key, value, expires_at })?
         };
         self.commit(lsn, false)?;
@@ -357,13 +368,13 @@ impl Engine {
     pub fn cas(&self, key: &[u8], expected: &[u8], new: &[u8], ttl_ms: u64) -> Result<CasOutcome> {
         let expires_at = self.check_store(key, new, ttl_ms)?;
         let lsn = {
-            let mut s = self.write_shard(key, OpKind::Write);
-            match s.live(key, || self.inner.now()) {
+            let (mut s, hk) = self.write_shard(key, OpKind::Write);
+            match s.live(hk, || self.inner.now()) {
                 None => return Ok(CasOutcome::NotFound),
                 Some(e) if !e.value().with_bytes(|b| b == expected)? => return Ok(CasOutcome::Mismatch),
                 Some(_) => {}
             }
-            s.put_bytes(key, new, expires_at);
+            s.put_bytes(hk, new, expires_at);
             self.log(&Record::Set { key, value: new, expires_at })?
         };
         self.commit(lsn, false)?;
@@ -386,13 +397,13 @@ impl Engine {
     fn set_expiry(&self, key: &[u8], expires_at: u64, durable: bool) -> Result<bool> {
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key, OpKind::Expire);
-            match s.live(key, || self.inner.now()) {
+            let (mut s, hk) = self.write_shard(key, OpKind::Expire);
+            match s.live(hk, || self.inner.now()) {
                 None => return Ok(false),
                 Some(e) if e.expires_at() == expires_at => return Ok(true),
                 Some(_) => {}
             }
-            s.set_expiry(key, expires_at);
+            s.set_expiry(hk, expires_at);
             self.log(&Record::Expire { key, expires_at })?
         };
         self.commit(lsn, durable)?;
@@ -403,9 +414,9 @@ impl Engine {
     pub fn ttl(&self, key: &[u8]) -> Result<Option<i64>> {
         check_key(key)?;
         self.check_usable()?;
-        let s = self.read_shard(key, OpKind::Read);
+        let (s, hk) = self.read_shard(key, OpKind::Read);
         let now = self.inner.now();
-        Ok(s.live(key, || now).map(|e| match e.expires_at() {
+        Ok(s.live(hk, || now).map(|e| match e.expires_at() {
             0 => -1,
             t => (t - now) as i64,
         }))
@@ -504,14 +515,14 @@ impl Engine {
         let expires_at = self.lock_expiry(ttl_ms)?;
         self.check_writable()?;
         let (token, lsn) = {
-            let mut s = self.write_shard(key, OpKind::Lock);
-            if let Some(e) = s.live(key, || self.inner.now()) {
+            let (mut s, hk) = self.write_shard(key, OpKind::Lock);
+            if let Some(e) = s.live(hk, || self.inner.now()) {
                 if !e.value().with_bytes(|b| b == owner).unwrap_or(false) {
                     return Ok(LockOutcome::Locked);
                 }
             }
             let token = self.inner.last_token.fetch_add(1, Ordering::Relaxed) + 1;
-            s.put_lock(key, owner, token, expires_at);
+            s.put_lock(hk, owner, token, expires_at);
             (token, self.log(&Record::Lock { key, owner, expires_at, token })?)
         };
         self.commit(lsn, true)?;
@@ -523,12 +534,12 @@ impl Engine {
         check_owner(owner)?;
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key, OpKind::Lock);
-            match self.owner_check(&s, key, owner) {
+            let (mut s, hk) = self.write_shard(key, OpKind::Lock);
+            match self.owner_check(&s, hk, owner) {
                 OwnerOutcome::Done => {}
                 other => return Ok(other),
             }
-            s.remove(key, || self.inner.now());
+            s.remove(hk, || self.inner.now());
             self.log(&Record::Delete { key })?
         };
         self.commit(lsn, true)?;
@@ -542,19 +553,19 @@ impl Engine {
         let expires_at = self.lock_expiry(ttl_ms)?;
         self.check_writable()?;
         let lsn = {
-            let mut s = self.write_shard(key, OpKind::Lock);
-            match self.owner_check(&s, key, owner) {
+            let (mut s, hk) = self.write_shard(key, OpKind::Lock);
+            match self.owner_check(&s, hk, owner) {
                 OwnerOutcome::Done => {}
                 other => return Ok(other),
             }
-            s.set_expiry(key, expires_at);
+            s.set_expiry(hk, expires_at);
             self.log(&Record::Expire { key, expires_at })?
         };
         self.commit(lsn, true)?;
         Ok(OwnerOutcome::Done)
     }
 
-    fn owner_check(&self, s: &ShardData, key: &[u8], owner: &[u8]) -> OwnerOutcome {
+    fn owner_check(&self, s: &ShardData, key: Hashed<'_>, owner: &[u8]) -> OwnerOutcome {
         match s.live(key, || self.inner.now()) {
             None => OwnerOutcome::NotFound,
             Some(e) if !e.value().with_bytes(|b| b == owner).unwrap_or(false) => OwnerOutcome::NotOwner,
@@ -711,8 +722,8 @@ impl Engine {
     pub fn get_entry(&self, key: &[u8]) -> Result<Option<(Vec<u8>, u64)>> {
         check_key(key)?;
         self.check_usable()?;
-        let s = self.read_shard(key, OpKind::Read);
-        s.live(key, || self.inner.now()).map(|e| Ok((e.value().to_vec()?, e.expires_at()))).transpose()
+        let (s, hk) = self.read_shard(key, OpKind::Read);
+        s.live(hk, || self.inner.now()).map(|e| Ok((e.value().to_vec()?, e.expires_at()))).transpose()
     }
 
     /// Entries with a TTL (expired ones not yet swept included): O(shards).

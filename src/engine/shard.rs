@@ -7,7 +7,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use super::entry::{lock_value, Entry, Kind, Value};
 use super::list::List;
 use super::zset::ZSet;
-use super::table::Table;
+use super::table::{Key, Table};
 
 /// The table and its bookkeeping, guarded by the shard's lock.
 /// Watched keys of a shard: key -> (version, watchers).
@@ -56,13 +56,14 @@ impl Shard {
 impl ShardData {
     /// The entry for `key` if it exists and has not expired.
     #[inline]
-    pub fn live(&self, key: &[u8], now: impl FnOnce() -> u64) -> Option<&Entry> {
+    pub fn live<'k>(&self, key: impl Key<'k>, now: impl FnOnce() -> u64) -> Option<&Entry> {
         self.map.get(key).filter(|e| e.is_live(now))
     }
 
     /// Stores a value, replacing any entry (live or expired) for the key.
-    pub fn put(&mut self, key: &[u8], kind: Kind, value: &[u8], expires_at: u64) {
-        self.touch(key);
+    pub fn put<'k>(&mut self, key: impl Key<'k>, kind: Kind, value: &[u8], expires_at: u64) {
+        let key = self.map.hashed(key);
+        self.touch(key.key);
         match self.map.get(key) {
             Some(e) => {
                 let had_ttl = e.expires_at() != 0;
@@ -71,26 +72,26 @@ impl ShardData {
             }
             None => {
                 let e = match kind {
-                    Kind::Int => Entry::new_int(key, i64::from_ne_bytes(value.try_into().expect("int is 8 bytes")), expires_at),
-                    Kind::Lock => Entry::new_lock(key, &value[..value.len() - 8], u64::from_ne_bytes(value[value.len() - 8..].try_into().unwrap()), expires_at),
-                    _ => Entry::new_bytes(key, value, expires_at),
+                    Kind::Int => Entry::new_int(key.key, i64::from_ne_bytes(value.try_into().expect("int is 8 bytes")), expires_at),
+                    Kind::Lock => Entry::new_lock(key.key, &value[..value.len() - 8], u64::from_ne_bytes(value[value.len() - 8..].try_into().unwrap()), expires_at),
+                    _ => Entry::new_bytes(key.key, value, expires_at),
                 };
-                self.map.insert_new(e);
+                self.map.insert_new(key, e);
                 self.adjust_ttl_count(false, expires_at != 0);
             }
         }
     }
 
-    pub fn put_bytes(&mut self, key: &[u8], value: &[u8], expires_at: u64) {
+    pub fn put_bytes<'k>(&mut self, key: impl Key<'k>, value: &[u8], expires_at: u64) {
         self.put(key, Kind::Bytes, value, expires_at)
     }
 
-    pub fn put_int(&mut self, key: &[u8], value: i64, expires_at: u64) {
+    pub fn put_int<'k>(&mut self, key: impl Key<'k>, value: i64, expires_at: u64) {
         self.put(key, Kind::Int, &value.to_ne_bytes(), expires_at)
     }
 
     /// Stores a lock held by `owner` with its fencing token.
-    pub fn put_lock(&mut self, key: &[u8], owner: &[u8], token: u64, expires_at: u64) {
+    pub fn put_lock<'k>(&mut self, key: impl Key<'k>, owner: &[u8], token: u64, expires_at: u64) {
         self.put(key, Kind::Lock, &lock_value(owner, token), expires_at)
     }
 
@@ -99,14 +100,14 @@ impl ShardData {
         let key = e.key().to_vec();
         self.touch(&key);
         let has_ttl = e.expires_at() != 0;
-        let had_ttl = match self.map.get(&key) {
+        let had_ttl = match self.map.get(&key[..]) {
             Some(old) => {
                 let had = old.expires_at() != 0;
                 old.replace_with(e);
                 had
             }
             None => {
-                self.map.insert_new(e);
+                self.map.insert_new(&key[..], e);
                 false
             }
         };
@@ -159,7 +160,8 @@ impl ShardData {
     /// Removes the entry if it is live; true if it was. An expired entry
     /// stays until the expiry sweep removes it, because every removal must
     /// be logged for recovery to rebuild this table exactly.
-    pub fn remove(&mut self, key: &[u8], now: impl FnOnce() -> u64) -> bool {
+    pub fn remove<'k>(&mut self, key: impl Key<'k>, now: impl FnOnce() -> u64) -> bool {
+        let key = self.map.hashed(key);
         if self.live(key, now).is_none() {
             return false;
         }
@@ -167,10 +169,10 @@ impl ShardData {
     }
 
     /// Removes the entry, live or expired; true if there was one.
-    pub fn remove_any(&mut self, key: &[u8]) -> bool {
+    pub fn remove_any<'k>(&mut self, key: impl Key<'k>) -> bool {
         match self.map.take(key) {
             Some(e) => {
-                self.touch(key);
+                self.touch(key.bytes());
                 self.adjust_ttl_count(e.expires_at() != 0, false);
                 true
             }
@@ -179,12 +181,12 @@ impl ShardData {
     }
 
     /// Sets the expiry of an existing entry (0 = none).
-    pub fn set_expiry(&mut self, key: &[u8], expires_at: u64) {
+    pub fn set_expiry<'k>(&mut self, key: impl Key<'k>, expires_at: u64) {
         if let Some(e) = self.map.get(key) {
             let had_ttl = e.expires_at() != 0;
             e.set_expires_at(expires_at);
             if let Some(w) = self.watched.as_mut() {
-                bump(w, key);
+                bump(w, key.bytes());
             }
             self.adjust_ttl_count(had_ttl, expires_at != 0);
         }

@@ -13,7 +13,74 @@ use hashbrown::hash_table::Entry as Slot;
 use hashbrown::HashTable;
 
 use super::entry::Entry;
-use super::hash::hash_bytes;
+use super::hash::{key_hash, table_hash};
+
+/// A key as the table is asked for it: its bytes, and its `key_hash`
+/// under the table's seed, computed here (`&[u8]`) or already known
+/// (`Hashed`, from the operation that chose the shard with it).
+pub trait Key<'k>: Copy {
+    fn bytes(self) -> &'k [u8];
+    fn key_hash(self, seed: u64) -> u64;
+}
+
+impl<'k> Key<'k> for &'k [u8] {
+    #[inline]
+    fn bytes(self) -> &'k [u8] {
+        self
+    }
+    #[inline]
+    fn key_hash(self, seed: u64) -> u64 {
+        key_hash(seed, self)
+    }
+}
+
+// The shapes callers hold keys in.
+impl<'k> Key<'k> for &'k Vec<u8> {
+    #[inline]
+    fn bytes(self) -> &'k [u8] {
+        self
+    }
+    #[inline]
+    fn key_hash(self, seed: u64) -> u64 {
+        key_hash(seed, self)
+    }
+}
+
+impl<'k, 'a: 'k> Key<'k> for &'k &'a [u8] {
+    #[inline]
+    fn bytes(self) -> &'k [u8] {
+        self
+    }
+    #[inline]
+    fn key_hash(self, seed: u64) -> u64 {
+        key_hash(seed, self)
+    }
+}
+
+/// A key with its `key_hash` (under the engine's seed, which every shard
+/// table shares).
+#[derive(Clone, Copy)]
+pub struct Hashed<'k> {
+    pub key: &'k [u8],
+    pub hash: u64,
+}
+
+impl<'k> Key<'k> for Hashed<'k> {
+    #[inline]
+    fn bytes(self) -> &'k [u8] {
+        self.key
+    }
+    #[inline]
+    fn key_hash(self, _seed: u64) -> u64 {
+        self.hash
+    }
+}
+
+/// What the table files an entry under, computed from its key when the
+/// table moves entries.
+fn rehash(seed: u64) -> impl Fn(&Entry) -> u64 {
+    move |e| table_hash(key_hash(seed, e.key()))
+}
 
 pub struct Table {
     t: HashTable<Entry>,
@@ -26,9 +93,15 @@ impl Table {
         Table { t: HashTable::new(), seed, layout: 0 }
     }
 
+    /// The key with its hash, for a method that probes more than once.
     #[inline]
-    fn hash(&self, key: &[u8]) -> u64 {
-        hash_bytes(self.seed, key)
+    pub fn hashed<'k>(&self, key: impl Key<'k>) -> Hashed<'k> {
+        Hashed { key: key.bytes(), hash: key.key_hash(self.seed) }
+    }
+
+    #[inline]
+    fn hash<'k>(&self, key: impl Key<'k>) -> u64 {
+        table_hash(key.key_hash(self.seed))
     }
 
     /// Bumps the layout if making room for `additional` entries may move
@@ -41,24 +114,23 @@ impl Table {
     }
 
     #[inline]
-    pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.t.find(self.hash(key), |e| e.key() == key)
+    pub fn get<'k>(&self, key: impl Key<'k>) -> Option<&Entry> {
+        self.t.find(self.hash(key), |e| e.key() == key.bytes())
     }
 
     /// Stores `e`, whose key the caller knows is absent.
-    pub fn insert_new(&mut self, e: Entry) {
-        let h = self.hash(e.key());
+    pub fn insert_new<'k>(&mut self, key: impl Key<'k>, e: Entry) {
+        debug_assert!(e.key() == key.bytes());
+        let h = self.hash(key);
         self.before_growth(1);
-        let seed = self.seed;
-        self.t.insert_unique(h, e, move |x| hash_bytes(seed, x.key()));
+        self.t.insert_unique(h, e, rehash(self.seed));
     }
 
     /// Stores `e`, returning the entry it replaced.
     pub fn replace(&mut self, e: Entry) -> Option<Entry> {
         let h = self.hash(e.key());
         self.before_growth(1);
-        let seed = self.seed;
-        match self.t.entry(h, |x| x.key() == e.key(), move |x| hash_bytes(seed, x.key())) {
+        match self.t.entry(h, |x| x.key() == e.key(), rehash(self.seed)) {
             Slot::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), e)),
             Slot::Vacant(v) => {
                 v.insert(e);
@@ -68,21 +140,19 @@ impl Table {
     }
 
     /// Removes and returns the entry for `key`.
-    pub fn take(&mut self, key: &[u8]) -> Option<Entry> {
+    pub fn take<'k>(&mut self, key: impl Key<'k>) -> Option<Entry> {
         let h = self.hash(key);
-        self.t.find_entry(h, |e| e.key() == key).ok().map(|o| o.remove().0)
+        self.t.find_entry(h, |e| e.key() == key.bytes()).ok().map(|o| o.remove().0)
     }
 
     pub fn reserve(&mut self, additional: usize) {
         self.before_growth(additional);
-        let seed = self.seed;
-        self.t.reserve(additional, move |x| hash_bytes(seed, x.key()));
+        self.t.reserve(additional, rehash(self.seed));
     }
 
     pub fn shrink_to_fit(&mut self) {
         self.layout += 1;
-        let seed = self.seed;
-        self.t.shrink_to_fit(move |x| hash_bytes(seed, x.key()));
+        self.t.shrink_to_fit(rehash(self.seed));
     }
 
     pub fn len(&self) -> usize {
