@@ -272,14 +272,38 @@ impl Engine {
         }
     }
 
+    /// The rule every single-key mutation follows, in one place: lock the
+    /// key's shard (counting one operation of `kind`); let `change` look,
+    /// decide and apply under the lock, returning its result and the
+    /// record of what it changed (`Unchanged`: nothing to log or wait
+    /// for); queue that record before the lock is released, so the WAL's
+    /// order is the order changes were applied in; release; then wait
+    /// until the record is as durable as the sync mode, or `durable`
+    /// (lock grants, unlocks, extends), requires.
+    fn mutate<'k, 'r, R>(
+        &self,
+        key: &'k [u8],
+        kind: OpKind,
+        durable: bool,
+        change: impl FnOnce(&mut ShardData, Hashed<'k>) -> Result<Change<'r, R>>,
+    ) -> Result<R> {
+        let (result, lsn) = {
+            let (mut s, hk) = self.write_shard(key, kind);
+            match change(&mut s, hk)? {
+                Change::Unchanged(r) => return Ok(r),
+                Change::Logged(r, record) => (r, self.log(&record)?),
+            }
+        };
+        self.commit(lsn, durable)?;
+        Ok(result)
+    }
+
     pub fn set(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<()> {
         let expires_at = self.check_store(key, value, ttl_ms)?;
-        let lsn = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Write);
+        self.mutate(key, OpKind::Write, false, |s, hk| {
             s.put_bytes(hk, value, expires_at);
-            self.log(&Record::Set { key, value, expires_at })?
-        };
-        self.commit(lsn, false)
+            Ok(Change::Logged((), Record::Set { key, value, expires_at }))
+        })
     }
 
     /// Calls `f` with the value of a live key, under the shard's read lock.
@@ -306,15 +330,12 @@ impl Engine {
     pub fn delete(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
         self.check_writable()?;
-        let lsn = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Delete);
-            if !s.remove(hk, || self.inner.now()) {
-                return Ok(false);
-            }
-            self.log(&Record::Delete { key })?
-        };
-        self.commit(lsn, false)?;
-        Ok(true)
+        self.mutate(key, OpKind::Delete, false, |s, hk| {
+            Ok(match s.remove(hk, || self.inner.now()) {
+                false => Change::Unchanged(false),
+                true => Change::Logged(true, Record::Delete { key }),
+            })
+        })
     }
 
     pub fn incr(&self, key: &[u8], delta: i64) -> Result<i64> {
@@ -328,8 +349,7 @@ impl Engine {
     fn add(&self, key: &[u8], delta: i64, op: fn(i64, i64) -> Option<i64>) -> Result<i64> {
         check_key(key)?;
         self.check_writable()?;
-        let (value, lsn) = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Incr);
+        self.mutate(key, OpKind::Incr, false, |s, hk| {
             let (current, expires_at) = match s.live(hk, || self.inner.now()) {
                 None => (0, 0),
                 Some(e) => {
@@ -343,42 +363,34 @@ impl Engine {
             };
             let value = op(current, delta).ok_or(Error::Overflow)?;
             s.put_int(hk, value, expires_at);
-            (value, self.log(&Record::SetInt { key, value, expires_at })?)
-        };
-        self.commit(lsn, false)?;
-        Ok(value)
+            Ok(Change::Logged(value, Record::SetInt { key, value, expires_at }))
+        })
     }
 
     /// Stores only if the key is absent; false if it exists.
     pub fn setnx(&self, key: &[u8], value: &[u8], ttl_ms: u64) -> Result<bool> {
         let expires_at = self.check_store(key, value, ttl_ms)?;
-        let lsn = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Write);
+        self.mutate(key, OpKind::Write, false, |s, hk| {
             if s.live(hk, || self.inner.now()).is_some() {
-                return Ok(false);
+                return Ok(Change::Unchanged(false));
             }
             s.put_bytes(hk, value, expires_at);
-            self.log(&Record::Set { key, value, expires_at })?
-        };
-        self.commit(lsn, false)?;
-        Ok(true)
+            Ok(Change::Logged(true, Record::Set { key, value, expires_at }))
+        })
     }
 
     /// Replaces the value if it equals `expected` byte for byte.
     pub fn cas(&self, key: &[u8], expected: &[u8], new: &[u8], ttl_ms: u64) -> Result<CasOutcome> {
         let expires_at = self.check_store(key, new, ttl_ms)?;
-        let lsn = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Write);
+        self.mutate(key, OpKind::Write, false, |s, hk| {
             match s.live(hk, || self.inner.now()) {
-                None => return Ok(CasOutcome::NotFound),
-                Some(e) if !e.value().with_bytes(|b| b == expected)? => return Ok(CasOutcome::Mismatch),
+                None => return Ok(Change::Unchanged(CasOutcome::NotFound)),
+                Some(e) if !e.value().with_bytes(|b| b == expected)? => return Ok(Change::Unchanged(CasOutcome::Mismatch)),
                 Some(_) => {}
             }
             s.put_bytes(hk, new, expires_at);
-            self.log(&Record::Set { key, value: new, expires_at })?
-        };
-        self.commit(lsn, false)?;
-        Ok(CasOutcome::Swapped)
+            Ok(Change::Logged(CasOutcome::Swapped, Record::Set { key, value: new, expires_at }))
+        })
     }
 
     /// Sets a key's TTL (0 removes it, like `persist`); false if absent.
@@ -396,18 +408,15 @@ impl Engine {
 
     fn set_expiry(&self, key: &[u8], expires_at: u64, durable: bool) -> Result<bool> {
         self.check_writable()?;
-        let lsn = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Expire);
+        self.mutate(key, OpKind::Expire, durable, |s, hk| {
             match s.live(hk, || self.inner.now()) {
-                None => return Ok(false),
-                Some(e) if e.expires_at() == expires_at => return Ok(true),
+                None => return Ok(Change::Unchanged(false)),
+                Some(e) if e.expires_at() == expires_at => return Ok(Change::Unchanged(true)),
                 Some(_) => {}
             }
             s.set_expiry(hk, expires_at);
-            self.log(&Record::Expire { key, expires_at })?
-        };
-        self.commit(lsn, durable)?;
-        Ok(true)
+            Ok(Change::Logged(true, Record::Expire { key, expires_at }))
+        })
     }
 
     /// Milliseconds left: `Some(-1)` for no expiry, `None` if absent.
@@ -514,36 +523,30 @@ impl Engine {
         self.check_value(owner)?;
         let expires_at = self.lock_expiry(ttl_ms)?;
         self.check_writable()?;
-        let (token, lsn) = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Lock);
+        self.mutate(key, OpKind::Lock, true, |s, hk| {
             if let Some(e) = s.live(hk, || self.inner.now()) {
                 if !e.value().with_bytes(|b| b == owner).unwrap_or(false) {
-                    return Ok(LockOutcome::Locked);
+                    return Ok(Change::Unchanged(LockOutcome::Locked));
                 }
             }
             let token = self.inner.last_token.fetch_add(1, Ordering::Relaxed) + 1;
             s.put_lock(hk, owner, token, expires_at);
-            (token, self.log(&Record::Lock { key, owner, expires_at, token })?)
-        };
-        self.commit(lsn, true)?;
-        Ok(LockOutcome::Granted(token))
+            Ok(Change::Logged(LockOutcome::Granted(token), Record::Lock { key, owner, expires_at, token }))
+        })
     }
 
     pub fn unlock(&self, key: &[u8], owner: &[u8]) -> Result<OwnerOutcome> {
         check_key(key)?;
         check_owner(owner)?;
         self.check_writable()?;
-        let lsn = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Lock);
-            match self.owner_check(&s, hk, owner) {
+        self.mutate(key, OpKind::Lock, true, |s, hk| {
+            match self.owner_check(s, hk, owner) {
                 OwnerOutcome::Done => {}
-                other => return Ok(other),
+                other => return Ok(Change::Unchanged(other)),
             }
             s.remove(hk, || self.inner.now());
-            self.log(&Record::Delete { key })?
-        };
-        self.commit(lsn, true)?;
-        Ok(OwnerOutcome::Done)
+            Ok(Change::Logged(OwnerOutcome::Done, Record::Delete { key }))
+        })
     }
 
     /// Moves a held lock's expiry to now + `ttl_ms`.
@@ -552,17 +555,14 @@ impl Engine {
         check_owner(owner)?;
         let expires_at = self.lock_expiry(ttl_ms)?;
         self.check_writable()?;
-        let lsn = {
-            let (mut s, hk) = self.write_shard(key, OpKind::Lock);
-            match self.owner_check(&s, hk, owner) {
+        self.mutate(key, OpKind::Lock, true, |s, hk| {
+            match self.owner_check(s, hk, owner) {
                 OwnerOutcome::Done => {}
-                other => return Ok(other),
+                other => return Ok(Change::Unchanged(other)),
             }
             s.set_expiry(hk, expires_at);
-            self.log(&Record::Expire { key, expires_at })?
-        };
-        self.commit(lsn, true)?;
-        Ok(OwnerOutcome::Done)
+            Ok(Change::Logged(OwnerOutcome::Done, Record::Expire { key, expires_at }))
+        })
     }
 
     fn owner_check(&self, s: &ShardData, key: Hashed<'_>, owner: &[u8]) -> OwnerOutcome {
@@ -692,6 +692,14 @@ fn validate(opts: &Options) -> Result<()> {
     probe.set_wal_segment_bytes(opts.wal_segment_bytes)?;
     probe.set_snapshot_keep(opts.snapshot_keep)?;
     Ok(())
+}
+
+/// What a single-key mutation did under its shard's lock (`Engine::mutate`).
+enum Change<'r, R> {
+    /// Nothing changed: no record, nothing to wait for.
+    Unchanged(R),
+    /// Applied; this record says what changed.
+    Logged(R, Record<'r>),
 }
 
 /// The guard of `shard` among guards sorted by shard index.
