@@ -13,6 +13,9 @@
 //! and, because the shard lock is held, equal to apply order for every key.
 //! The buffer is bounded: a writer that finds it full waits (back-pressure);
 //! no record is ever dropped.
+//!
+//! Segment files themselves are written by `persistence::segment_writer`;
+//! this module decides what goes into them and when to fsync and rotate.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,13 +35,13 @@ use super::log::Log;
 use super::metrics::{DurabilityCounters, Stats};
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
-use crate::persistence::block;
 use crate::persistence::record::{prefix_word, record_starts, seal_all, Record, RECORD_PREFIX};
 use crate::persistence::recovery::RecoveryStats;
 use crate::persistence::snapshot::{self, encode_entry, SnapshotCut, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
 use crate::persistence::snapshot_coll::{encode_list_chunk, encode_zset_chunk, lock_value, CHUNK_ELEMS, KIND_LIST, KIND_LIST_MORE, KIND_LOCK, KIND_ZSET, KIND_ZSET_MORE};
-use crate::persistence::vfs::{OsVfs, Vfs, VfsFile};
-use crate::persistence::wal::{encode_segment_header, segment_name};
+use crate::persistence::vfs::{OsVfs, Vfs};
+use crate::persistence::segment_writer::SegmentWriter;
+use crate::persistence::wal::segment_name;
 
 /// The most records a leader waits to gather before an fsync.
 const MAX_GROUP: u64 = 64;
@@ -274,44 +277,26 @@ pub struct Durability {
     _dir_lock: Box<dyn Send + Sync>,
 }
 
-/// An open WAL segment.
-struct Segment {
-    file: Box<dyn VfsFile>,
-    size: u64,
-    first_lsn: u64,
-}
-
 /// What the flushing thread works with.
 struct Io {
-    segment: Option<Segment>,
+    segment: Option<SegmentWriter>,
     batch: Vec<u8>,
-    /// The batch with block headers inserted, as written to the file.
-    framed: Vec<u8>,
     /// A snapshot's resume mark taken with this batch (see `Queue`).
     mark: Option<(u64, usize)>,
     /// While a snapshot copies shards, a copy of every batch written, so
     /// the snapshot can carry the records that bring all shards to one cut.
     /// Kept here, on the WAL thread, so writers pay nothing for it.
     capture: Option<Vec<u8>>,
-    /// The prefix (`record::prefix_word`) of the last record written to the
-    /// open segment; 0 while it holds none.
-    last_prefix: u64,
-    /// Bytes were written to the segment since its last fsync.
-    unsynced: bool,
 }
 
-fn create_segment(sh: &Shared, first_lsn: u64) -> Result<Segment> {
-    let path = sh.path(&segment_name(first_lsn));
-    let ctx = |e: std::io::Error| Error::io(&format!("create WAL segment {}", path.display()), &e);
-    let mut file = sh.vfs.create(&path).map_err(ctx)?;
-    let header = encode_segment_header(first_lsn);
-    file.write_all(&header).map_err(ctx)?;
-    file.sync().map_err(ctx)?;
-    sh.sync_dir()?;
+/// Starts segment `first_lsn` (durably: `SegmentWriter::create`) and
+/// lists it among the segments retention knows about.
+fn create_segment(sh: &Shared, first_lsn: u64) -> Result<SegmentWriter> {
+    let w = SegmentWriter::create(&*sh.vfs, &sh.dir, first_lsn)?;
     let mut segs = relock(&sh.segments);
     segs.retain(|&s| s != first_lsn);
     segs.push(first_lsn);
-    Ok(Segment { file, size: header.len() as u64, first_lsn })
+    Ok(w)
 }
 
 impl Durability {
@@ -352,7 +337,7 @@ impl Durability {
             counters: DurabilityCounters::default(),
             log,
             resume_at: Mutex::new(None),
-            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), framed: Vec::new(), mark: None, capture: None, last_prefix: 0, unsynced: false }),
+            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), mark: None, capture: None }),
             vfs,
             dir: dir.clone(),
             sync_mode: opts.sync_mode,
@@ -595,47 +580,39 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
     if let Some((cut, offset)) = io.mark.take() {
         // The batch goes to the open segment, at its end: rotation happens
         // only right after a batch is written.
-        let at = block::stream_len(seg.size as usize) + offset;
-        let check = if at == 0 { 0 } else { prefix_ending_at(&io.batch, offset, io.last_prefix) };
-        *relock(&sh.resume_at) = Some(ResumeAt { cut, segment: seg.first_lsn, offset: at as u64, check });
+        let at = seg.stream_len() + offset;
+        let check = if at == 0 { 0 } else { prefix_ending_at(&io.batch, offset, seg.last_prefix()) };
+        *relock(&sh.resume_at) = Some(ResumeAt { cut, segment: seg.first_lsn(), offset: at as u64, check });
     }
-    if let Some(last) = last_start {
-        io.last_prefix = prefix_word(&io.batch[last..]);
+    if last_start.is_some() {
         if let Some(capture) = io.capture.as_mut() {
             capture.extend_from_slice(&io.batch);
         }
-        block::frame(&mut io.framed, &io.batch, seg.size, seg.first_lsn);
-        seg.file.write_all(&io.framed).map_err(|e| Error::io("write WAL segment", &e))?;
-        seg.size += io.framed.len() as u64;
-        sh.wal_bytes.fetch_add(io.framed.len() as u64, Ordering::Relaxed);
+        let written = seg.append(&io.batch)?;
+        sh.wal_bytes.fetch_add(written, Ordering::Relaxed);
         io.batch.clear();
-        io.unsynced = true;
         // One huge record must not pin its size in memory until close.
-        for buf in [&mut io.batch, &mut io.framed] {
-            if buf.capacity() > KEEP_BUFFER_BYTES {
-                *buf = Vec::with_capacity(WRITE_EARLY_BYTES * 2);
-            }
+        if io.batch.capacity() > KEEP_BUFFER_BYTES {
+            io.batch = Vec::with_capacity(WRITE_EARLY_BYTES * 2);
+        }
+        seg.trim_buffers(KEEP_BUFFER_BYTES);
+    }
+    let rotate = seg.size() >= sh.segment_bytes;
+    if sync || rotate {
+        if let Some(took) = seg.sync()? {
+            sh.fsync_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
+            sh.counters.fsync_latency.record(took.as_micros() as u64);
+            sh.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let rotate = seg.size >= sh.segment_bytes;
-    if io.unsynced && (sync || rotate) {
-        let started = Instant::now();
-        seg.file.sync().map_err(|e| Error::io("fsync WAL segment", &e))?;
-        let took = started.elapsed();
-        sh.fsync_ns.store(took.as_nanos() as u64, Ordering::Relaxed);
-        sh.counters.fsync_latency.record(took.as_micros() as u64);
-        sh.fsyncs.fetch_add(1, Ordering::Relaxed);
-        io.unsynced = false;
-    }
-    if !io.unsynced {
+    if !seg.unsynced() {
         // Everything up to last_lsn was in this or an earlier batch and is
         // now on stable storage.
         sh.durable_lsn.fetch_max(last_lsn, Ordering::AcqRel);
     }
     if rotate {
-        let (full, size) = (seg.first_lsn, seg.size);
+        let (full, size) = (seg.first_lsn(), seg.size());
         io.segment = Some(create_segment(sh, last_lsn + 1)?);
-        io.last_prefix = 0;
         sh.counters.rotations.fetch_add(1, Ordering::Relaxed);
         sh.log.debug(|| format!("{}: WAL segment {} is full ({size} bytes); continuing in {}", sh.dir.display(), segment_name(full), segment_name(last_lsn + 1)));
     }
