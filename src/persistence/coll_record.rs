@@ -116,6 +116,7 @@ impl<B: AsRef<[u8]>> CollOp<B> {
         }
     }
 
+    #[cfg(any(test, feature = "test-util"))]
     pub fn to_owned_op(&self) -> CollOp<Vec<u8>> {
         let o = |b: &B| b.as_ref().to_vec();
         match self {

@@ -10,7 +10,7 @@ pub mod segment_writer;
 pub mod snapshot;
 pub mod snapshot_coll;
 pub mod vfs;
-#[cfg(any(test, feature = "sim"))]
+#[cfg(any(test, feature = "test-util"))]
 pub mod sim_vfs;
 pub mod wal;
 

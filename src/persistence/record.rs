@@ -83,7 +83,8 @@ pub enum Record<'a> {
     Coll(CollOp<&'a [u8]>),
 }
 
-/// A decoded record that owns its bytes.
+/// A decoded record that owns its bytes (tests compare these).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedRecord {
     Set { key: Vec<u8>, value: Vec<u8>, expires_at: u64 },
@@ -251,6 +252,8 @@ pub enum RecordView<'a> {
     Coll(CollOp<&'a [u8]>),
 }
 
+
+#[cfg(any(test, feature = "test-util"))]
 impl RecordView<'_> {
     pub fn to_owned_record(&self) -> OwnedRecord {
         match self {
@@ -401,6 +404,7 @@ fn decode_op<'a>(c: &mut Cursor<'a>, nested: bool) -> Result<RecordView<'a>> {
 }
 
 /// Decodes a record body into an owned record.
+#[cfg(any(test, feature = "test-util"))]
 pub fn decode_body(body: &[u8]) -> Result<(u64, OwnedRecord)> {
     decode_view(body).map(|(lsn, v)| (lsn, v.to_owned_record()))
 }

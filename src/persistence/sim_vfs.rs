@@ -1,6 +1,6 @@
 //! `SimVfs`: an in-memory file system for tests, which knows what is
 //! durable and can lose the rest (power loss) or fail the Nth write or
-//! sync. Compiled only for tests (`cfg(test)` here, the `sim` feature for
+//! sync. Compiled only for tests (`cfg(test)` here, the `test-util` feature for
 //! the integration tests, which dev-depend on this crate with it), so the
 //! shipped `libdbkv.so` carries none of it.
 

@@ -306,7 +306,7 @@ pub fn lock_holder_pid(dir: &Path) -> Option<u32> {
     text.trim().parse().ok().filter(|&pid| pid > 0)
 }
 
-#[cfg(any(test, feature = "sim"))]
+#[cfg(any(test, feature = "test-util"))]
 pub use super::sim_vfs::SimVfs;
 
 #[cfg(test)]

@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 use crate::error::{Error, Result};
-use crate::persistence::record::{decode_view, record_starts, OwnedRecord, RecordView, RECORD_PREFIX};
+use crate::persistence::record::{decode_view, record_starts, RecordView, RECORD_PREFIX};
+#[cfg(any(test, feature = "test-util"))]
+use crate::persistence::record::OwnedRecord;
 
 pub const SEGMENT_MAGIC: &[u8; 8] = b"DBKVWAL\0";
 /// The version this build writes. Version 3 added batch and clear records;
@@ -106,7 +108,8 @@ pub fn decode_segment_header(file: &str, b: &[u8]) -> Result<u64> {
     Ok(u64::from_le_bytes(b[FIRST_LSN].try_into().unwrap()))
 }
 
-/// One step of reading a segment.
+/// One step of reading a segment, with the record copied out (tests).
+#[cfg(any(test, feature = "test-util"))]
 #[derive(Debug)]
 pub enum Scan {
     /// A good record at `offset`, `len` bytes long (prefix included).
@@ -123,6 +126,7 @@ pub enum ScanView<'a> {
 }
 
 /// Reads the record at `offset` of a logical stream.
+#[cfg(any(test, feature = "test-util"))]
 pub fn read_record(b: &[u8], offset: usize) -> Scan {
     match read_view(b, offset) {
         ScanView::Record { len, lsn, record } => Scan::Record { offset, len, lsn, record: record.to_owned_record() },
@@ -161,7 +165,8 @@ pub fn count_records(b: &[u8]) -> u64 {
 }
 
 /// Every record of a segment image up to the first damage, with its file
-/// offsets: for tools and tests that look at records where they lie.
+/// offsets: for tests that look at records where they lie.
+#[cfg(any(test, feature = "test-util"))]
 pub fn records_with_offsets(image: &[u8]) -> Vec<Scan> {
     let stream = super::block::deblock(image);
     let mut out = Vec::new();
