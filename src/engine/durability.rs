@@ -246,10 +246,6 @@ impl Shared {
     fn path(&self, name: &str) -> PathBuf {
         self.dir.join(name)
     }
-
-    fn sync_dir(&self) -> Result<()> {
-        self.vfs.sync_dir(&self.dir).map_err(|e| Error::io(&format!("fsync directory {}", self.dir.display()), &e))
-    }
 }
 
 /// Requests to the snapshot thread and its answers.

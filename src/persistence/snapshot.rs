@@ -235,6 +235,15 @@ impl SnapshotWriter {
     }
 }
 
+/// Gives a finished (sealed and fsynced) temp snapshot its final name
+/// `name` in `dir` and fsyncs the directory: from then on recovery uses
+/// it, and before then it never sees it under a snapshot name.
+pub fn publish(vfs: &dyn Vfs, dir: &Path, tmp: &Path, name: &str) -> Result<()> {
+    let final_path = dir.join(name);
+    vfs.rename(tmp, &final_path).map_err(|e| Error::io(&format!("rename snapshot to {}", final_path.display()), &e))?;
+    vfs.sync_dir(dir).map_err(|e| Error::io(&format!("fsync directory {}", dir.display()), &e))
+}
+
 /// The entry count the trailer claims (unverified): a sizing hint.
 pub fn entry_count_hint(b: &[u8]) -> u64 {
     if b.len() < SNAPSHOT_HEADER_LEN + SNAPSHOT_TRAILER_LEN {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::*;
+use crate::persistence::retention;
 
 #[derive(Clone, Copy)]
 pub(super) struct SnapshotPolicy {
@@ -103,9 +104,7 @@ fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize)
             return Err(e);
         }
     };
-    let final_path = sh.path(&name);
-    sh.vfs.rename(&tmp, &final_path).map_err(|e| Error::io(&format!("rename snapshot to {}", final_path.display()), &e))?;
-    sh.sync_dir()?;
+    snapshot::publish(&*sh.vfs, &sh.dir, &tmp, &name)?;
     {
         // Only a snapshot that landed restarts the ops trigger.
         let mut q = sh.queue();
@@ -268,42 +267,25 @@ fn tail_between(mut captured: Vec<u8>, min_lsn: u64, cut: u64) -> (u64, Vec<u8>)
     ((end - first) as u64, captured)
 }
 
-/// Keeps the newest `keep` snapshots, and the WAL segments that the two
-/// newest need (the previous one is the fallback if the newest is damaged).
+/// Applies retention (`persistence::retention`): the newest `keep`
+/// snapshots, and the WAL segments the two newest need.
 fn remove_obsolete(sh: &Shared, keep: usize) -> Result<()> {
     let names = sh.vfs.list(&sh.dir).map_err(|e| Error::io("list data directory", &e))?;
     let mut snaps: Vec<u64> = names.iter().filter_map(|n| snapshot::parse_snapshot_name(n)).collect();
     snaps.sort_unstable();
-    let mut removed = false;
-    while snaps.len() > keep {
-        let old = snaps.remove(0);
-        remove_if_present(sh, &snapshot::snapshot_name(old))?;
-        removed = true;
-    }
-    let floor = match snaps.len() {
-        0 => return Ok(()),
-        1 => snaps[0],
-        n => snaps[n - 2],
-    };
     let mut segs = relock(&sh.segments);
-    while segs.len() > 1 && segs[1] - 1 <= floor {
-        let old = segs.remove(0);
-        remove_if_present(sh, &segment_name(old))?;
-        removed = true;
-    }
+    let plan = retention::plan(&snaps, &segs, keep);
+    let doomed: Vec<String> = plan
+        .snapshots
+        .iter()
+        .map(|&cut| snapshot::snapshot_name(cut))
+        .chain(segs.drain(..plan.segments).map(segment_name))
+        .collect();
     drop(segs);
-    if removed {
-        sh.sync_dir()?;
+    for name in &doomed {
+        sh.log.debug(|| format!("{}: retention removes {name} (older than the snapshots kept)", sh.dir.display()));
     }
-    Ok(())
-}
-
-fn remove_if_present(sh: &Shared, name: &str) -> Result<()> {
-    sh.log.debug(|| format!("{}: retention removes {name} (older than the snapshots kept)", sh.dir.display()));
-    match sh.vfs.remove(&sh.path(name)) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&format!("remove {name}"), &e)),
-        _ => Ok(()),
-    }
+    retention::remove_files(&*sh.vfs, &sh.dir, &doomed).map(|_| ())
 }
 
 /// Snapshot threads run at a lower CPU priority (nice 10) so that, on a
