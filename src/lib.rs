@@ -9,10 +9,13 @@
 //! shard's write lock (`engine::shard`), the snapshot thread's priority
 //! call and the OS file layer (`persistence::vfs`). Every unsafe block and
 //! impl says why it is sound in a `// SAFETY:` comment (clippy's
-//! `undocumented_unsafe_blocks`, denied below); every other module is
+//! `undocumented_unsafe_blocks`, denied below), including inside an
+//! `unsafe fn`, whose body gets no implicit unsafe context
+//! (`unsafe_op_in_unsafe_fn`, denied below); every other module is
 //! `#![forbid(unsafe_code)]`.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod error;
 pub mod engine;

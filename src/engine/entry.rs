@@ -349,25 +349,41 @@ impl Entry {
         (self.kind() == Kind::ZSet).then(|| unsafe { self.unshare::<ZSet>() })
     }
 
-    /// SAFETY: T is the entry's collection type and the caller has
-    /// exclusive access to the entry. Shares are only made under the shard
-    /// lock, so with the write lock held the count cannot rise while we
-    /// look at it; if a snapshot still holds a share, the collection is
-    /// copied and the entry's reference moved to the copy.
+    /// The collection, to modify; copied first if a snapshot shares it.
+    /// Shares are only made under the shard lock, so with the write lock
+    /// held the count cannot rise while we look at it; if a snapshot still
+    /// holds a share, the collection is copied and the entry's reference
+    /// moved to the copy.
+    ///
+    /// # Safety
+    /// T is the entry's collection type and the caller has exclusive access
+    /// to the entry (the shard's write lock).
     // The shard hands out `&Entry` from its table's lookups;
     // the caller's `&mut ShardData` is what proves exclusive access.
     #[allow(clippy::mut_from_ref)]
     unsafe fn unshare<T: Clone>(&self) -> &mut T {
         let p = self.coll_ptr::<T>();
-        let held = ManuallyDrop::new(Arc::from_raw(p));
+        // SAFETY: T is the entry's collection type (caller's contract), so p
+        // came from Arc::into_raw::<T>; ManuallyDrop keeps the entry's
+        // reference from being released here.
+        let held = ManuallyDrop::new(unsafe { Arc::from_raw(p) });
         if Arc::strong_count(&held) == 1 {
-            return &mut *(p as *mut T);
+            // SAFETY: the entry holds the only reference and the caller has
+            // exclusive access to the entry, so nothing else reaches *p.
+            return unsafe { &mut *(p as *mut T) };
         }
         let copy = Arc::into_raw(Arc::new((**held).clone()));
-        let at = self.raw().add(self.key_offset() + self.key_len());
-        (at as *mut u64).write_unaligned(copy as usize as u64);
+        // SAFETY: a collection block stores its Arc pointer (8 bytes,
+        // unaligned) right after the key, inside the block; the caller's
+        // exclusive access makes the write race-free.
+        unsafe {
+            let at = self.raw().add(self.key_offset() + self.key_len());
+            (at as *mut u64).write_unaligned(copy as usize as u64);
+        }
         drop(ManuallyDrop::into_inner(held));
-        &mut *(copy as *mut T)
+        // SAFETY: `copy` is a fresh Arc whose only reference the entry now
+        // owns, and the caller has exclusive access to the entry.
+        unsafe { &mut *(copy as *mut T) }
     }
 
     #[inline]

@@ -128,29 +128,49 @@ impl dbkv_statistics {
     }
 }
 
+/// Borrows the engine of a handle.
+///
+/// # Safety
+/// A non-NULL `db` is a live handle from `dbkv_open`, not closed during `'a`.
 pub(super) unsafe fn engine<'a>(db: *const dbkv) -> Result<&'a Engine, Error> {
-    Ok(&in_ref(db, "db")?.engine)
+    // SAFETY: in_ref checks NULL; the caller vouches for a non-NULL db.
+    Ok(&unsafe { in_ref(db, "db") }?.engine)
 }
 
+/// Borrows a key argument.
+///
+/// # Safety
+/// As for `bytes`.
 pub(super) unsafe fn key<'a>(k: *const u8, len: usize) -> Result<&'a [u8], Error> {
-    bytes(k, len, "key")
+    // SAFETY: the caller's contract is `bytes`'s.
+    unsafe { bytes(k, len, "key") }
 }
 
 /// Builds the arrays of key (and value) slices of a multi-key call.
+///
+/// # Safety
+/// With `n` > 0, non-NULL `ptrs` and `lens` point to `n` elements each,
+/// and each non-NULL `ptrs[i]` to `lens[i]` bytes, all valid for `'a`.
 unsafe fn slices<'a>(ptrs: *const *const u8, lens: *const usize, n: usize, what: &str) -> Result<Vec<&'a [u8]>, Error> {
     if n == 0 {
         return Ok(Vec::new());
     }
-    let ptrs = bytes_array(ptrs, n, what)?;
-    let lens = bytes_array(lens, n, what)?;
-    ptrs.iter().zip(lens).map(|(&p, &l)| bytes(p, l, what)).collect()
+    // SAFETY: the caller vouches that non-NULL arrays hold n elements.
+    let (ptrs, lens) = unsafe { (bytes_array(ptrs, n, what)?, bytes_array(lens, n, what)?) };
+    // SAFETY: the caller vouches that each non-NULL ptrs[i] covers lens[i] bytes.
+    ptrs.iter().zip(lens).map(|(&p, &l)| unsafe { bytes(p, l, what) }).collect()
 }
 
+/// Borrows an array of `n` elements; NULL is refused.
+///
+/// # Safety
+/// A non-NULL `p` points to `n` valid, aligned `T`s, not mutated for `'a`.
 unsafe fn bytes_array<'a, T>(p: *const T, n: usize, what: &str) -> Result<&'a [T], Error> {
     if p.is_null() {
         return Err(Error::InvalidArgument(format!("{what} array is NULL")));
     }
-    Ok(std::slice::from_raw_parts(p, n))
+    // SAFETY: p is non-NULL; the caller vouches for n elements.
+    Ok(unsafe { std::slice::from_raw_parts(p, n) })
 }
 
 fn found(yes: bool) -> c_int {
@@ -174,8 +194,8 @@ fn found(yes: bool) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_open(opts: *const dbkv_options, out_db: *mut *mut dbkv) -> c_int {
     guard(|| {
-        let slot = out(out_db, "out")?;
-        let options = opts.as_ref().map(|o| o.opts.clone()).unwrap_or_default();
+        let slot = arg!(out(out_db, "out"))?;
+        let options = arg!(opt_ref(opts)).map(|o| o.opts.clone()).unwrap_or_default();
         let engine = Engine::open(options)?;
         *slot = Box::into_raw(Box::new(dbkv { engine }));
         Ok(DBKV_OK)
@@ -196,7 +216,10 @@ pub unsafe extern "C" fn dbkv_close(db: *mut dbkv) -> c_int {
         if db.is_null() {
             return Err(Error::InvalidArgument("db is NULL".into()));
         }
-        Box::from_raw(db).engine.close()?;
+        // SAFETY: per dbkv.h, a non-NULL db came from dbkv_open and this is
+        // the last call on it, so the box is reclaimed exactly once.
+        let db = unsafe { Box::from_raw(db) };
+        db.engine.close()?;
         Ok(DBKV_OK)
     })
 }
@@ -211,7 +234,7 @@ pub unsafe extern "C" fn dbkv_close(db: *mut dbkv) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_set(db: *const dbkv, key: *const u8, klen: usize, val: *const u8, vlen: usize, ttl_ms: u64) -> c_int {
     guard(|| {
-        engine(db)?.set(self::key(key, klen)?, bytes(val, vlen, "val")?, ttl_ms)?;
+        arg!(engine(db))?.set(arg!(self::key(key, klen))?, arg!(bytes(val, vlen, "val"))?, ttl_ms)?;
         Ok(DBKV_OK)
     })
 }
@@ -226,8 +249,8 @@ pub unsafe extern "C" fn dbkv_set(db: *const dbkv, key: *const u8, klen: usize, 
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_get(db: *const dbkv, key: *const u8, klen: usize, val: *mut *mut u8, vlen: *mut usize) -> c_int {
     guard(|| {
-        let (e, k) = (engine(db)?, self::key(key, klen)?);
-        let (val, vlen) = (out(val, "val")?, out(vlen, "vlen")?);
+        let (e, k) = (arg!(engine(db))?, arg!(self::key(key, klen))?);
+        let (val, vlen) = (arg!(out(val, "val"))?, arg!(out(vlen, "vlen"))?);
         match e.read(k, |b| malloc_copy(b).map(|p| (p, b.len())))? {
             None => Ok(DBKV_NOT_FOUND),
             Some(copied) => {
@@ -249,14 +272,16 @@ pub unsafe extern "C" fn dbkv_get(db: *const dbkv, key: *const u8, klen: usize, 
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_get_into(db: *const dbkv, key: *const u8, klen: usize, buf: *mut u8, cap: usize, len: *mut usize) -> c_int {
     guard(|| {
-        let (e, k, len) = (engine(db)?, self::key(key, klen)?, out(len, "len")?);
+        let (e, k, len) = (arg!(engine(db))?, arg!(self::key(key, klen))?, arg!(out(len, "len"))?);
         if buf.is_null() && cap > 0 {
             return Err(Error::InvalidArgument("buf is NULL with cap > 0".into()));
         }
         let copied = e.read(k, |v| {
             if v.len() <= cap {
-                // SAFETY: buf has room for cap >= v.len() bytes.
-                std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len());
+                // SAFETY: buf is non-NULL when cap > 0 (checked above) and, by
+                // dbkv.h's contract, has room for cap >= v.len() bytes; a
+                // value cannot overlap the caller's buffer.
+                unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), buf, v.len()) };
             }
             v.len()
         })?;
@@ -278,7 +303,7 @@ pub unsafe extern "C" fn dbkv_get_into(db: *const dbkv, key: *const u8, klen: us
 ///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_delete(db: *const dbkv, key: *const u8, klen: usize) -> c_int {
-    guard(|| Ok(found(engine(db)?.delete(self::key(key, klen)?)?)))
+    guard(|| Ok(found(arg!(engine(db))?.delete(arg!(self::key(key, klen))?)?)))
 }
 
 /// Tells whether `key` exists (and has not expired).
@@ -286,7 +311,7 @@ pub unsafe extern "C" fn dbkv_delete(db: *const dbkv, key: *const u8, klen: usiz
 ///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_exists(db: *const dbkv, key: *const u8, klen: usize) -> c_int {
-    guard(|| Ok(found(engine(db)?.exists(self::key(key, klen)?)?)))
+    guard(|| Ok(found(arg!(engine(db))?.exists(arg!(self::key(key, klen))?)?)))
 }
 
 /// Adds `delta` to the counter at `key` and returns the new value. A
@@ -301,9 +326,9 @@ pub unsafe extern "C" fn dbkv_exists(db: *const dbkv, key: *const u8, klen: usiz
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_incr(db: *const dbkv, key: *const u8, klen: usize, delta: i64, out_value: *mut i64) -> c_int {
     guard(|| {
-        let k = self::key(key, klen)?;
-        match engine(db)?.incr(k, delta) {
-            Ok(v) => Ok(write_counter(out_value, v)),
+        let k = arg!(self::key(key, klen))?;
+        match arg!(engine(db))?.incr(k, delta) {
+            Ok(v) => Ok(write_counter(arg!(opt_out(out_value)), v)),
             Err(e) => counter_error(k, e),
         }
     })
@@ -313,16 +338,16 @@ pub unsafe extern "C" fn dbkv_incr(db: *const dbkv, key: *const u8, klen: usize,
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_decr(db: *const dbkv, key: *const u8, klen: usize, delta: i64, out_value: *mut i64) -> c_int {
     guard(|| {
-        let k = self::key(key, klen)?;
-        match engine(db)?.decr(k, delta) {
-            Ok(v) => Ok(write_counter(out_value, v)),
+        let k = arg!(self::key(key, klen))?;
+        match arg!(engine(db))?.decr(k, delta) {
+            Ok(v) => Ok(write_counter(arg!(opt_out(out_value)), v)),
             Err(e) => counter_error(k, e),
         }
     })
 }
 
-unsafe fn write_counter(out_value: *mut i64, v: i64) -> c_int {
-    if let Some(o) = out_value.as_mut() {
+fn write_counter(out_value: Option<&mut i64>, v: i64) -> c_int {
+    if let Some(o) = out_value {
         *o = v;
     }
     DBKV_OK
@@ -349,7 +374,7 @@ fn counter_error(key: &[u8], e: Error) -> Result<c_int, Error> {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_setnx(db: *const dbkv, key: *const u8, klen: usize, val: *const u8, vlen: usize, ttl_ms: u64) -> c_int {
     guard(|| {
-        let stored = engine(db)?.setnx(self::key(key, klen)?, bytes(val, vlen, "val")?, ttl_ms)?;
+        let stored = arg!(engine(db))?.setnx(arg!(self::key(key, klen))?, arg!(bytes(val, vlen, "val"))?, ttl_ms)?;
         Ok(if stored { DBKV_OK } else { DBKV_EXISTS })
     })
 }
@@ -371,7 +396,7 @@ pub unsafe extern "C" fn dbkv_cas(
     ttl_ms: u64,
 ) -> c_int {
     guard(|| {
-        let outcome = engine(db)?.cas(self::key(key, klen)?, bytes(expected, elen, "expected")?, bytes(new_val, nlen, "new_val")?, ttl_ms)?;
+        let outcome = arg!(engine(db))?.cas(arg!(self::key(key, klen))?, arg!(bytes(expected, elen, "expected"))?, arg!(bytes(new_val, nlen, "new_val"))?, ttl_ms)?;
         Ok(match outcome {
             CasOutcome::Swapped => DBKV_OK,
             CasOutcome::Mismatch => DBKV_MISMATCH,
@@ -386,7 +411,7 @@ pub unsafe extern "C" fn dbkv_cas(
 ///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_expire(db: *const dbkv, key: *const u8, klen: usize, ttl_ms: u64) -> c_int {
-    guard(|| Ok(found(engine(db)?.expire(self::key(key, klen)?, ttl_ms)?)))
+    guard(|| Ok(found(arg!(engine(db))?.expire(arg!(self::key(key, klen))?, ttl_ms)?)))
 }
 
 /// Removes the TTL of an existing key.
@@ -394,7 +419,7 @@ pub unsafe extern "C" fn dbkv_expire(db: *const dbkv, key: *const u8, klen: usiz
 ///   `DBKV_ERR_TOO_LARGE` (key), `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_persist(db: *const dbkv, key: *const u8, klen: usize) -> c_int {
-    guard(|| Ok(found(engine(db)?.persist(self::key(key, klen)?)?)))
+    guard(|| Ok(found(arg!(engine(db))?.persist(arg!(self::key(key, klen))?)?)))
 }
 
 /// Reads the time to live of `key`.
@@ -404,7 +429,7 @@ pub unsafe extern "C" fn dbkv_persist(db: *const dbkv, key: *const u8, klen: usi
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_ttl(db: *const dbkv, key: *const u8, klen: usize, ms: *mut i64) -> c_int {
     guard(|| {
-        let (e, k, ms) = (engine(db)?, self::key(key, klen)?, out(ms, "ms")?);
+        let (e, k, ms) = (arg!(engine(db))?, arg!(self::key(key, klen))?, arg!(out(ms, "ms"))?);
         match e.ttl(k)? {
             None => Ok(DBKV_NOT_FOUND),
             Some(t) => {
@@ -432,9 +457,9 @@ pub unsafe extern "C" fn dbkv_mset(
     ttl_ms: u64,
 ) -> c_int {
     guard(|| {
-        let e = engine(db)?;
-        let k = slices(keys, key_lens, n, "keys")?;
-        let v = slices(vals, val_lens, n, "vals")?;
+        let e = arg!(engine(db))?;
+        let k = arg!(slices(keys, key_lens, n, "keys"))?;
+        let v = arg!(slices(vals, val_lens, n, "vals"))?;
         e.mset(&k, &v, ttl_ms)?;
         Ok(DBKV_OK)
     })
@@ -457,8 +482,8 @@ pub unsafe extern "C" fn dbkv_mget(
     val_lens_out: *mut usize,
 ) -> c_int {
     guard(|| {
-        let e = engine(db)?;
-        let k = slices(keys, key_lens, n, "keys")?;
+        let e = arg!(engine(db))?;
+        let k = arg!(slices(keys, key_lens, n, "keys"))?;
         if n > 0 && (vals_out.is_null() || val_lens_out.is_null()) {
             return Err(Error::InvalidArgument("vals_out or val_lens_out is NULL".into()));
         }
@@ -472,14 +497,20 @@ pub unsafe extern "C" fn dbkv_mget(
             match copy {
                 Ok(c) => copies.push(c),
                 Err(err) => {
-                    copies.iter().for_each(|(p, _)| libc::free(*p as *mut _));
+                    // SAFETY: each p is NULL or a malloc_copy buffer not yet
+                    // handed out, freed once here.
+                    copies.iter().for_each(|(p, _)| unsafe { libc::free(*p as *mut _) });
                     return Err(err);
                 }
             }
         }
         for (i, (p, l)) in copies.into_iter().enumerate() {
-            *vals_out.add(i) = p;
-            *val_lens_out.add(i) = l;
+            // SAFETY: both arrays are non-NULL when n > 0 (checked above) and,
+            // by dbkv.h's contract, hold n elements; i < values.len() == n.
+            unsafe {
+                *vals_out.add(i) = p;
+                *val_lens_out.add(i) = l;
+            }
         }
         Ok(DBKV_OK)
     })
@@ -492,10 +523,10 @@ pub unsafe extern "C" fn dbkv_mget(
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_mdel(db: *const dbkv, keys: *const *const u8, key_lens: *const usize, n: usize, deleted: *mut usize) -> c_int {
     guard(|| {
-        let e = engine(db)?;
-        let k = slices(keys, key_lens, n, "keys")?;
+        let e = arg!(engine(db))?;
+        let k = arg!(slices(keys, key_lens, n, "keys"))?;
         let count = e.mdel(&k)?;
-        if let Some(d) = deleted.as_mut() {
+        if let Some(d) = arg!(opt_out(deleted)) {
             *d = count;
         }
         Ok(DBKV_OK)
@@ -524,10 +555,10 @@ pub unsafe extern "C" fn dbkv_lock(
     ttl_ms: u64,
     fence: *mut u64,
 ) -> c_int {
-    guard(|| match engine(db)?.lock(self::key(key, klen)?, bytes(owner, olen, "owner")?, ttl_ms)? {
+    guard(|| match arg!(engine(db))?.lock(arg!(self::key(key, klen))?, arg!(bytes(owner, olen, "owner"))?, ttl_ms)? {
         LockOutcome::Locked => Ok(DBKV_LOCKED),
         LockOutcome::Granted(token) => {
-            if let Some(f) = fence.as_mut() {
+            if let Some(f) = arg!(opt_out(fence)) {
                 *f = token;
             }
             Ok(DBKV_OK)
@@ -548,7 +579,7 @@ fn owner_status(o: OwnerOutcome) -> c_int {
 ///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_unlock(db: *const dbkv, key: *const u8, klen: usize, owner: *const u8, olen: usize) -> c_int {
-    guard(|| Ok(owner_status(engine(db)?.unlock(self::key(key, klen)?, bytes(owner, olen, "owner")?)?)))
+    guard(|| Ok(owner_status(arg!(engine(db))?.unlock(arg!(self::key(key, klen))?, arg!(bytes(owner, olen, "owner"))?)?)))
 }
 
 /// Sets the expiry of the lock `key` held by `owner` to now + `ttl_ms`
@@ -557,7 +588,7 @@ pub unsafe extern "C" fn dbkv_unlock(db: *const dbkv, key: *const u8, klen: usiz
 ///   `DBKV_ERR_INVALID_ARGUMENT`, `DBKV_ERR_TOO_LARGE`, `DBKV_ERR_FAILED`, `DBKV_ERR_INTERNAL`. Thread-safe.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_extend_lock(db: *const dbkv, key: *const u8, klen: usize, owner: *const u8, olen: usize, ttl_ms: u64) -> c_int {
-    guard(|| Ok(owner_status(engine(db)?.extend_lock(self::key(key, klen)?, bytes(owner, olen, "owner")?, ttl_ms)?)))
+    guard(|| Ok(owner_status(arg!(engine(db))?.extend_lock(arg!(self::key(key, klen))?, arg!(bytes(owner, olen, "owner"))?, ttl_ms)?)))
 }
 
 /// Counts live keys (expired keys are never counted).
@@ -565,7 +596,7 @@ pub unsafe extern "C" fn dbkv_extend_lock(db: *const dbkv, key: *const u8, klen:
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_count(db: *const dbkv, out_count: *mut u64) -> c_int {
     guard(|| {
-        let (e, o) = (engine(db)?, out(out_count, "out")?);
+        let (e, o) = (arg!(engine(db))?, arg!(out(out_count, "out"))?);
         e.check_usable()?;
         *o = e.count();
         Ok(DBKV_OK)
@@ -578,7 +609,7 @@ pub unsafe extern "C" fn dbkv_count(db: *const dbkv, out_count: *mut u64) -> c_i
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_sync(db: *const dbkv) -> c_int {
     guard(|| {
-        engine(db)?.sync()?;
+        arg!(engine(db))?.sync()?;
         Ok(DBKV_OK)
     })
 }
@@ -590,7 +621,7 @@ pub unsafe extern "C" fn dbkv_sync(db: *const dbkv) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_snapshot(db: *const dbkv) -> c_int {
     guard(|| {
-        engine(db)?.snapshot()?;
+        arg!(engine(db))?.snapshot()?;
         Ok(DBKV_OK)
     })
 }
@@ -601,7 +632,7 @@ pub unsafe extern "C" fn dbkv_snapshot(db: *const dbkv) -> c_int {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_stats(db: *const dbkv, out_stats: *mut dbkv_statistics) -> c_int {
     guard(|| {
-        let e = engine(db)?;
+        let e = arg!(engine(db))?;
         if out_stats.is_null() {
             return Err(null("out"));
         }
@@ -611,7 +642,7 @@ pub unsafe extern "C" fn dbkv_stats(db: *const dbkv, out_stats: *mut dbkv_statis
         // SAFETY: out_stats is non-NULL and, by the API contract, points to
         // at least the `size` field (8 bytes); read_unaligned makes no
         // alignment assumption about the caller's memory.
-        let caller_size = (out_stats as *const u64).read_unaligned();
+        let caller_size = unsafe { (out_stats as *const u64).read_unaligned() };
         if caller_size < 16 {
             return Err(Error::InvalidArgument(format!("stats size {caller_size} is smaller than 16: set out->size = sizeof(dbkv_statistics)")));
         }
@@ -620,7 +651,7 @@ pub unsafe extern "C" fn dbkv_stats(db: *const dbkv, out_stats: *mut dbkv_statis
         // SAFETY: the caller declared `caller_size` (>= n) writable bytes at
         // out_stats; bytes 8..n are copied from a local struct (which cannot
         // overlap the caller's memory), leaving the caller's `size` as is.
-        std::ptr::copy_nonoverlapping((&full as *const dbkv_statistics as *const u8).add(8), (out_stats as *mut u8).add(8), n - 8);
+        unsafe { std::ptr::copy_nonoverlapping((&full as *const dbkv_statistics as *const u8).add(8), (out_stats as *mut u8).add(8), n - 8) };
         Ok(DBKV_OK)
     })
 }

@@ -55,12 +55,9 @@ pub unsafe extern "C" fn dbkv_set_fenced(
     ttl_ms: u64,
 ) -> c_int {
     guard(|| {
-        // SAFETY: the helpers refuse NULL (but a NULL value of length 0)
-        // and lengths over isize::MAX; by the API contract every other
-        // pointer covers its length for the duration of the call.
-        let e = engine(db)?;
-        let (lk, k) = (bytes(lock_key, lk_len, "lock_key")?, self::key(key, klen)?);
-        Ok(fence_status(e.set_fenced(lk, token, k, bytes(val, vlen, "val")?, ttl_ms)?))
+        let e = arg!(engine(db))?;
+        let (lk, k) = (arg!(bytes(lock_key, lk_len, "lock_key"))?, arg!(self::key(key, klen))?);
+        Ok(fence_status(e.set_fenced(lk, token, k, arg!(bytes(val, vlen, "val"))?, ttl_ms)?))
     })
 }
 
@@ -85,9 +82,8 @@ pub unsafe extern "C" fn dbkv_delete_fenced(
     klen: usize,
 ) -> c_int {
     guard(|| {
-        // SAFETY: as in dbkv_set_fenced.
-        let e = engine(db)?;
-        let (lk, k) = (bytes(lock_key, lk_len, "lock_key")?, self::key(key, klen)?);
+        let e = arg!(engine(db))?;
+        let (lk, k) = (arg!(bytes(lock_key, lk_len, "lock_key"))?, arg!(self::key(key, klen))?);
         Ok(fence_status(e.delete_fenced(lk, token, k)?))
     })
 }

@@ -24,10 +24,10 @@ pub struct dbkv_iter {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_scan(db: *const dbkv, prefix: *const u8, plen: usize, out_iter: *mut *mut dbkv_iter) -> c_int {
     guard(|| {
-        let db = in_ref(db, "db")?;
-        let prefix = bytes(prefix, plen, "prefix")?;
+        let db = arg!(in_ref(db, "db"))?;
+        let prefix = arg!(bytes(prefix, plen, "prefix"))?;
         db.engine.check_usable()?;
-        let slot = out(out_iter, "out")?;
+        let slot = arg!(out(out_iter, "out"))?;
         *slot = Box::into_raw(Box::new(dbkv_iter { it: db.engine.scan(prefix), current: None }));
         Ok(DBKV_OK)
     })
@@ -50,8 +50,8 @@ pub unsafe extern "C" fn dbkv_iter_next(
     vlen: *mut usize,
 ) -> c_int {
     guard(|| {
-        let it = out(it, "iter")?;
-        let (key, klen) = (out(key, "key")?, out(klen, "klen")?);
+        let it = arg!(out(it, "iter"))?;
+        let (key, klen) = (arg!(out(key, "key"))?, arg!(out(klen, "klen"))?);
         if val.is_null() != vlen.is_null() {
             return Err(Error::InvalidArgument("val and vlen must both be NULL or both be set".into()));
         }
@@ -61,7 +61,7 @@ pub unsafe extern "C" fn dbkv_iter_next(
         }
         let Some((k, v)) = &it.current else { return Ok(DBKV_NOT_FOUND) };
         (*key, *klen) = (k.as_ptr(), k.len());
-        if !val.is_null() {
+        if let (Some(val), Some(vlen)) = (arg!(opt_out(val)), arg!(opt_out(vlen))) {
             (*val, *vlen) = (v.as_ptr(), v.len());
         }
         Ok(DBKV_OK)
@@ -72,6 +72,8 @@ pub unsafe extern "C" fn dbkv_iter_next(
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_iter_free(it: *mut dbkv_iter) {
     if !it.is_null() {
-        let _ = std::panic::catch_unwind(|| drop(Box::from_raw(it)));
+        // SAFETY: per dbkv.h, a non-NULL it came from dbkv_scan and is not
+        // used again, so the box is reclaimed exactly once.
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(it) }));
     }
 }

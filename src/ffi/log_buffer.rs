@@ -9,7 +9,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::options::dbkv_options;
-use super::{guard, in_ref, malloc_copy, out, DBKV_NOT_FOUND, DBKV_OK};
+use super::{guard, in_ref, malloc_copy, opt_ref, out, DBKV_NOT_FOUND, DBKV_OK};
 use crate::engine::{LogFn, LogLevel};
 use crate::error::Error;
 
@@ -86,7 +86,7 @@ pub unsafe extern "C" fn dbkv_log_buffer_new(capacity: usize, out_buf: *mut *mut
         if !(1..=1_000_000).contains(&capacity) {
             return Err(Error::InvalidArgument(format!("log buffer capacity must be 1 to 1000000, got {capacity}")));
         }
-        let slot = out(out_buf, "out_buf")?;
+        let slot = arg!(out(out_buf, "out_buf"))?;
         let shared = Arc::new(Shared { queue: Mutex::new(Queue::default()), ready: Condvar::new(), capacity });
         *slot = Box::into_raw(Box::new(dbkv_log_buffer { shared }));
         Ok(DBKV_OK)
@@ -98,7 +98,9 @@ pub unsafe extern "C" fn dbkv_log_buffer_new(capacity: usize, out_buf: *mut *mut
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_log_buffer_free(buf: *mut dbkv_log_buffer) {
     if !buf.is_null() {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(buf))));
+        // SAFETY: per dbkv.h, a non-NULL buf came from dbkv_log_buffer_new
+        // and is not used again, so the box is reclaimed exactly once.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unsafe { Box::from_raw(buf) })));
     }
 }
 
@@ -109,8 +111,8 @@ pub unsafe extern "C" fn dbkv_log_buffer_free(buf: *mut dbkv_log_buffer) {
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_options_set_log_buffer(opts: *mut dbkv_options, buf: *const dbkv_log_buffer) -> c_int {
     guard(|| {
-        let o = out(opts, "options")?;
-        o.opts.logger = match buf.as_ref() {
+        let o = arg!(out(opts, "options"))?;
+        o.opts.logger = match arg!(opt_ref(buf)) {
             None => None,
             Some(b) => {
                 let shared = b.shared.clone();
@@ -131,9 +133,9 @@ pub unsafe extern "C" fn dbkv_options_set_log_buffer(opts: *mut dbkv_options, bu
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_log_buffer_pop(buf: *const dbkv_log_buffer, timeout_ms: u32, out_level: *mut c_int, out_msg: *mut *mut c_char) -> c_int {
     guard(|| {
-        let b = in_ref(buf, "buf")?;
-        let level = out(out_level, "out_level")?;
-        let msg = out(out_msg, "out_msg")?;
+        let b = arg!(in_ref(buf, "buf"))?;
+        let level = arg!(out(out_level, "out_level"))?;
+        let msg = arg!(out(out_msg, "out_msg"))?;
         let Some((lv, text)) = b.shared.pop(Duration::from_millis(timeout_ms as u64)) else {
             return Ok(DBKV_NOT_FOUND);
         };

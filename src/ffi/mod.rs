@@ -6,6 +6,21 @@
 #![allow(non_camel_case_types)]
 #![allow(clippy::missing_safety_doc)]
 
+/// Borrows an export's pointer argument through one of the checked helpers
+/// below (`bytes`, `out`, `in_ref`, `opt_out`, `opt_ref`, and `db`'s
+/// `engine`, `key`, `slices`): `arg!(out(p, "p"))?`. The helpers are
+/// `unsafe fn`s because they trust a non-NULL pointer; this is the one
+/// place an export vouches for its arguments.
+macro_rules! arg {
+    ($($helper:ident)::+ ($($a:expr),* $(,)?)) => {{
+        // SAFETY: the caller of this extern fn guarantees, per dbkv.h's
+        // Arguments convention, that each non-NULL pointer argument is valid
+        // for its length (or its type) for the duration of the call; NULL
+        // is checked by the helper.
+        unsafe { $($helper)::+($($a),*) }
+    }};
+}
+
 mod db;
 mod fence;
 mod iter;
@@ -123,6 +138,10 @@ fn null(what: &str) -> Error {
 }
 
 /// Borrows `len` bytes at `p`. NULL is allowed only with length 0.
+///
+/// # Safety
+/// A non-NULL `p` points to `len` initialised bytes that stay valid and
+/// unmodified for `'a`.
 pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8], Error> {
     if p.is_null() {
         return if len == 0 { Ok(&[]) } else { Err(null(what)) };
@@ -130,17 +149,48 @@ pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, what: &str) -> Result<&
     if len > isize::MAX as usize {
         return Err(Error::TooLarge(format!("{what} length {len} is not a valid size")));
     }
-    Ok(std::slice::from_raw_parts(p, len))
+    // SAFETY: p is non-NULL and len fits in isize (checked above); the
+    // caller vouches that p covers len bytes for 'a.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
 }
 
 /// Borrows a non-NULL pointer as a mutable reference.
+///
+/// # Safety
+/// A non-NULL `p` points to a valid, aligned `T` that nothing else
+/// accesses for `'a`.
 pub(crate) unsafe fn out<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, Error> {
-    p.as_mut().ok_or_else(|| null(what))
+    // SAFETY: as_mut checks NULL; the caller vouches for the rest.
+    unsafe { opt_out(p) }.ok_or_else(|| null(what))
 }
 
 /// Borrows a non-NULL pointer as a shared reference.
+///
+/// # Safety
+/// A non-NULL `p` points to a valid, aligned `T` that nothing mutates for `'a`.
 pub(crate) unsafe fn in_ref<'a, T>(p: *const T, what: &str) -> Result<&'a T, Error> {
-    p.as_ref().ok_or_else(|| null(what))
+    // SAFETY: as_ref checks NULL; the caller vouches for the rest.
+    unsafe { opt_ref(p) }.ok_or_else(|| null(what))
+}
+
+/// Borrows an optional output: NULL (not wanted) gives `None`.
+///
+/// # Safety
+/// As for `out`.
+pub(crate) unsafe fn opt_out<'a, T>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: as_mut checks NULL; the caller vouches that a non-NULL p is
+    // valid, aligned and unaliased for 'a.
+    unsafe { p.as_mut() }
+}
+
+/// Borrows an optional input: NULL gives `None`.
+///
+/// # Safety
+/// As for `in_ref`.
+pub(crate) unsafe fn opt_ref<'a, T>(p: *const T) -> Option<&'a T> {
+    // SAFETY: as_ref checks NULL; the caller vouches that a non-NULL p is
+    // valid and aligned, and not mutated for 'a.
+    unsafe { p.as_ref() }
 }
 
 /// Copies `src` into a fresh C-allocated buffer (never NULL, even for 0 bytes).
@@ -206,5 +256,7 @@ pub extern "C" fn dbkv_version() -> *const c_char {
 /// no-op. dbkv allocates these with the C allocator, so `free()` works too.
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_free(ptr: *mut std::ffi::c_void) {
-    libc::free(ptr)
+    // SAFETY: per dbkv.h, ptr is NULL (a no-op for free) or a buffer dbkv
+    // handed out, allocated with malloc, and not freed yet.
+    unsafe { libc::free(ptr) }
 }

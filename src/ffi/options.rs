@@ -63,7 +63,7 @@ fn with_opts(opts: *mut dbkv_options, set: impl FnOnce(&mut Options) -> Result<(
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_options_new(out_opts: *mut *mut dbkv_options) -> c_int {
     guard(|| {
-        let slot = out(out_opts, "out")?;
+        let slot = arg!(out(out_opts, "out"))?;
         *slot = Box::into_raw(Box::new(dbkv_options { opts: Options::default() }));
         Ok(DBKV_OK)
     })
@@ -74,7 +74,9 @@ pub unsafe extern "C" fn dbkv_options_new(out_opts: *mut *mut dbkv_options) -> c
 #[no_mangle]
 pub unsafe extern "C" fn dbkv_options_free(opts: *mut dbkv_options) {
     if !opts.is_null() {
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(Box::from_raw(opts))));
+        // SAFETY: per dbkv.h, a non-NULL opts came from dbkv_options_new
+        // and is not used again, so the box is reclaimed exactly once.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(unsafe { Box::from_raw(opts) })));
     }
 }
 
@@ -90,7 +92,9 @@ pub unsafe extern "C" fn dbkv_options_set_data_dir(opts: *mut dbkv_options, path
             o.data_dir = None;
             return Ok(());
         }
-        let bytes = CStr::from_ptr(path).to_bytes();
+        // SAFETY: path is non-NULL (checked above) and, per dbkv.h, a
+        // NUL-terminated string valid for the duration of the call.
+        let bytes = unsafe { CStr::from_ptr(path) }.to_bytes();
         if bytes.is_empty() {
             return Err(Error::InvalidArgument("data_dir is an empty string (pass NULL for in-memory)".into()));
         }
