@@ -119,8 +119,15 @@ impl Inner {
     /// The key's shard, and the key with the hash that chose it.
     #[inline]
     fn shard_hashed<'k>(&self, key: &'k [u8]) -> (&Shard, Hashed<'k>) {
+        let (i, hk) = self.index_hashed(key);
+        (&self.shards[i], hk)
+    }
+
+    /// The key's shard index, and the key with the hash that chose it.
+    #[inline]
+    fn index_hashed<'k>(&self, key: &'k [u8]) -> (usize, Hashed<'k>) {
         let hash = key_hash(self.seed, key);
-        (&self.shards[shard_of_hash(hash, self.shards.len() as u32)], Hashed { key, hash })
+        (shard_of_hash(hash, self.shards.len() as u32), Hashed { key, hash })
     }
 
     #[inline]
@@ -440,6 +447,16 @@ impl Engine {
         idx
     }
 
+    /// Each key's shard and hash (computed once for a multi-key call), and
+    /// the sorted, unique shard indices to lock.
+    fn hash_keys<'k>(&self, keys: &[&'k [u8]]) -> (Vec<(usize, Hashed<'k>)>, Vec<usize>) {
+        let hashed: Vec<(usize, Hashed<'k>)> = keys.iter().map(|k| self.inner.index_hashed(k)).collect();
+        let mut idx: Vec<usize> = hashed.iter().map(|(i, _)| *i).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        (hashed, idx)
+    }
+
     fn lock_all(&self, shard_idx: &[usize]) -> Vec<(usize, RwLockWriteGuard<'_, ShardData>)> {
         shard_idx.iter().map(|&i| (i, self.inner.shards[i].write())).collect()
     }
@@ -459,11 +476,12 @@ impl Engine {
         }
         check_record_size(mset_body_len(keys, values))?;
         self.check_writable()?;
-        self.count_ops(self.inner.shard_index(keys[0]), OpKind::Write, keys.len() as u64);
+        let (hashed, idx) = self.hash_keys(keys);
+        self.count_ops(hashed[0].0, OpKind::Write, keys.len() as u64);
         let lsn = {
-            let mut guards = self.lock_all(&self.shard_set(keys));
-            for (k, v) in keys.iter().zip(values) {
-                guard_for(&mut guards, self.inner.shard_index(k)).put_bytes(k, v, expires_at);
+            let mut guards = self.lock_all(&idx);
+            for (&(i, hk), v) in hashed.iter().zip(values) {
+                guard_for(&mut guards, i).put_bytes(hk, v, expires_at);
             }
             self.log(&Record::MSet { keys, values, expires_at })?
         };
@@ -476,17 +494,16 @@ impl Engine {
             check_key(k)?;
         }
         self.check_usable()?;
-        let idx = self.shard_set(keys);
+        let (hashed, idx) = self.hash_keys(keys);
         self.count_ops(idx.first().copied().unwrap_or(0), OpKind::Read, keys.len() as u64);
         let guards: Vec<(usize, RwLockReadGuard<'_, ShardData>)> =
             idx.iter().map(|&i| (i, self.inner.shards[i].read())).collect();
         let now = self.inner.now();
-        Ok(keys
+        Ok(hashed
             .iter()
-            .map(|k| {
-                let i = self.inner.shard_index(k);
+            .map(|&(i, hk)| {
                 let g = &guards[guards.binary_search_by_key(&i, |(j, _)| *j).expect("shard locked")].1;
-                g.live(k, || now).and_then(|e| e.value().to_vec().ok())
+                g.live(hk, || now).and_then(|e| e.value().to_vec().ok())
             })
             .collect())
     }
@@ -498,14 +515,15 @@ impl Engine {
         }
         check_record_size(mdel_body_len(keys))?;
         self.check_writable()?;
-        self.count_ops(keys.first().map_or(0, |k| self.inner.shard_index(k)), OpKind::Delete, keys.len() as u64);
+        let (hashed, idx) = self.hash_keys(keys);
+        self.count_ops(hashed.first().map_or(0, |(i, _)| *i), OpKind::Delete, keys.len() as u64);
         let (deleted, lsn) = {
-            let mut guards = self.lock_all(&self.shard_set(keys));
+            let mut guards = self.lock_all(&idx);
             let now = self.inner.now();
-            let removed: Vec<&[u8]> = keys
+            let removed: Vec<&[u8]> = hashed
                 .iter()
-                .copied()
-                .filter(|k| guard_for(&mut guards, self.inner.shard_index(k)).remove(k, || now))
+                .filter(|&&(i, hk)| guard_for(&mut guards, i).remove(hk, || now))
+                .map(|(_, hk)| hk.key)
                 .collect();
             if removed.is_empty() {
                 return Ok(0);
