@@ -23,37 +23,15 @@ pub trait Key<'k>: Copy {
     fn key_hash(self, seed: u64) -> u64;
 }
 
-impl<'k> Key<'k> for &'k [u8] {
+// Every shape callers hold key bytes in: `&[u8]`, `&Vec<u8>`, `&&[u8]`.
+impl<'k, T: AsRef<[u8]> + ?Sized> Key<'k> for &'k T {
     #[inline]
     fn bytes(self) -> &'k [u8] {
-        self
+        self.as_ref()
     }
     #[inline]
     fn key_hash(self, seed: u64) -> u64 {
-        key_hash(seed, self)
-    }
-}
-
-// The shapes callers hold keys in.
-impl<'k> Key<'k> for &'k Vec<u8> {
-    #[inline]
-    fn bytes(self) -> &'k [u8] {
-        self
-    }
-    #[inline]
-    fn key_hash(self, seed: u64) -> u64 {
-        key_hash(seed, self)
-    }
-}
-
-impl<'k, 'a: 'k> Key<'k> for &'k &'a [u8] {
-    #[inline]
-    fn bytes(self) -> &'k [u8] {
-        self
-    }
-    #[inline]
-    fn key_hash(self, seed: u64) -> u64 {
-        key_hash(seed, self)
+        key_hash(seed, self.as_ref())
     }
 }
 
@@ -126,9 +104,10 @@ impl Table {
         self.t.insert_unique(h, e, rehash(self.seed));
     }
 
-    /// Stores `e`, returning the entry it replaced.
-    pub fn replace(&mut self, e: Entry) -> Option<Entry> {
-        let h = self.hash(e.key());
+    /// Stores `e`, whose key is `key`, returning the entry it replaced.
+    pub fn replace<'k>(&mut self, key: impl Key<'k>, e: Entry) -> Option<Entry> {
+        debug_assert!(e.key() == key.bytes());
+        let h = self.hash(key);
         self.before_growth(1);
         match self.t.entry(h, |x| x.key() == e.key(), rehash(self.seed)) {
             Slot::Occupied(mut o) => Some(std::mem::replace(o.get_mut(), e)),

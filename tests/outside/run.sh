@@ -156,7 +156,7 @@ types=$(node -p "require('$ROOT/bindings/node/package.json').devDependencies['@t
 run npm install --no-audit --no-fund "$tarball" "typescript@$ts" "@types/node@$types"
 [[ -d node_modules/dbkv && ! -L node_modules/dbkv ]] || fail "node_modules/dbkv is not an installed copy"
 want_lib=$tmp/nodeproj/node_modules/dbkv/prebuilds/$platform/libdbkv.so
-cp "$HERE/node/main.cjs" "$HERE/node/main.mjs" "$HERE/node/main.ts" "$HERE/node/tsconfig.json" .
+cp "$HERE/node/roundtrip.cjs" "$HERE/node/main.cjs" "$HERE/node/main.mjs" "$HERE/node/main.ts" "$HERE/node/tsconfig.json" .
 
 step "Node: require('dbkv') (main.cjs) with no DBKV_LIB / LD_LIBRARY_PATH"
 out=$(env -u DBKV_LIB -u LD_LIBRARY_PATH node main.cjs "$tmp/data-node-cjs")
