@@ -33,16 +33,20 @@ impl<'a> Restore<'a> {
         Restore { inner, workers, covered: None }
     }
 
+    // Each key is hashed once, for its shard and its table (reopen's hot path).
     fn put(&self, key: &[u8], value: Value<'_>, expires_at: u64) {
-        self.inner.shard(key).write().load(key, value, expires_at);
+        let (shard, hk) = self.inner.shard_hashed(key);
+        shard.write().load(hk, value, expires_at);
     }
 
     fn remove(&self, key: &[u8]) {
-        self.inner.shard(key).write().remove_any(key);
+        let (shard, hk) = self.inner.shard_hashed(key);
+        shard.write().remove_any(hk);
     }
 
     fn expire(&self, key: &[u8], expires_at: u64) {
-        self.inner.shard(key).write().set_expiry(key, expires_at);
+        let (shard, hk) = self.inner.shard_hashed(key);
+        shard.write().set_expiry(hk, expires_at);
     }
 
     /// True if the snapshot already holds the effect of `lsn` on `key`.
@@ -58,12 +62,13 @@ impl Restore<'_> {
     fn apply_entry(&self, e: &SnapEntry<'_>) {
         // The loader checked every chunk and lock value, so decoding here
         // cannot fail.
-        let mut s = self.inner.shard(e.key).write();
+        let (shard, hk) = self.inner.shard_hashed(e.key);
+        let mut s = shard.write();
         match e.kind {
-            KIND_INT => s.load(e.key, Value::Int(i64::from_le_bytes(e.value.try_into().unwrap_or([0; 8]))), e.expires_at),
+            KIND_INT => s.load(hk, Value::Int(i64::from_le_bytes(e.value.try_into().unwrap_or([0; 8]))), e.expires_at),
             KIND_LOCK => {
                 let (owner, token) = split_lock(e.value).unwrap_or((e.value, 0));
-                s.put_lock(e.key, owner, token, e.expires_at);
+                s.put_lock(hk, owner, token, e.expires_at);
             }
             KIND_LIST | KIND_LIST_MORE => {
                 if e.kind == KIND_LIST {
@@ -85,7 +90,7 @@ impl Restore<'_> {
                     }
                 }
             }
-            _ => s.load(e.key, Value::Bytes(e.value), e.expires_at),
+            _ => s.load(hk, Value::Bytes(e.value), e.expires_at),
         }
     }
 

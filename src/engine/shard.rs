@@ -135,7 +135,9 @@ impl ShardData {
 
     /// Stores a value with one table probe: recovery's path, where most
     /// keys are new, so building the entry up front costs nothing extra.
-    pub fn load(&mut self, key: &[u8], value: Value<'_>, expires_at: u64) {
+    pub fn load<'k>(&mut self, key: impl Key<'k>, value: Value<'_>, expires_at: u64) {
+        let hk = key;
+        let key = hk.bytes();
         let e = match value {
             Value::Bytes(b) => Entry::new_bytes(key, b, expires_at),
             Value::Int(n) => Entry::new_int(key, n, expires_at),
@@ -143,7 +145,7 @@ impl ShardData {
             Value::ZSet(z) => Entry::new_zset(key, z.clone(), expires_at),
         };
         self.touch(key);
-        let had_ttl = self.map.replace(e).is_some_and(|old| old.expires_at() != 0);
+        let had_ttl = self.map.replace(hk, e).is_some_and(|old| old.expires_at() != 0);
         self.adjust_ttl_count(had_ttl, expires_at != 0);
     }
 
