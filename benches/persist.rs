@@ -84,6 +84,28 @@ fn set_rate(ks: &[Vec<u8>], order: &[usize], dir: Option<&Path>, mode: SyncMode)
     rate
 }
 
+/// The same sets split over `threads` writer threads (each its own share
+/// of the order), into one engine: how the WAL path scales with writers.
+fn set_rate_threads(ks: &[Vec<u8>], order: &[usize], dir: Option<&Path>, threads: usize) -> f64 {
+    let value = [0x5au8; 200];
+    let e = open(dir, SyncMode::Interval);
+    let share = order.len().div_ceil(threads);
+    let rate = ops_per_sec(order.len(), || {
+        std::thread::scope(|s| {
+            for part in order.chunks(share) {
+                let e = &e;
+                s.spawn(move || {
+                    for &i in part {
+                        e.set(&ks[i], &value, 0).unwrap();
+                    }
+                });
+            }
+        });
+    });
+    e.close().unwrap();
+    rate
+}
+
 fn incr_rate(n: usize, dir: Option<&Path>, mode: SyncMode) -> f64 {
     let counters = keys(1000);
     let e = open(dir, mode);
@@ -116,6 +138,20 @@ fn write_path() {
             let _ = std::fs::remove_dir_all(&dir);
         }
         row(label, median(wal), median(mem), "in-memory", ">= 75%");
+    }
+    {
+        let n = scale(1_000_000);
+        let ks = keys(n);
+        let order = shuffled(n, 3);
+        let dir = bench_dir("set-threads");
+        let (mut two, mut one) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            one.push(set_rate_threads(&ks, &order, Some(&dir), 1));
+            let _ = std::fs::remove_dir_all(&dir);
+            two.push(set_rate_threads(&ks, &order, Some(&dir), 2));
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        row("set with WAL, 1M keys, 2 threads", median(two), median(one), "1 thread", ">= 160%");
     }
     let n = scale(5_000_000);
     let dir = bench_dir("incr");
