@@ -335,7 +335,30 @@ fn snapshot_of_ten_million() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// One run of one write workload (`one-run:mem-hot`, `one-run:wal-hot`,
+/// `one-run:wal-1m`, `one-run:wal-1m-2t`), for instruction counts under
+/// `valgrind --tool=callgrind --separate-threads=yes`, which are repeatable
+/// on a noisy machine where timings are not.
+fn one_run(mode: &str) {
+    let dir = bench_dir("one-run");
+    let (n, total) = if mode.ends_with("hot") { (10_000, 200_000) } else { (200_000, 200_000) };
+    let ks = keys(n);
+    let order: Vec<usize> = shuffled(n, 1).into_iter().cycle().take(total).collect();
+    let rate = match mode {
+        "mem-hot" => set_rate(&ks, &order, None, SyncMode::Interval),
+        "wal-hot" | "wal-1m" => set_rate(&ks, &order, Some(&dir), SyncMode::Interval),
+        "wal-1m-2t" => set_rate_threads(&ks, &order, Some(&dir), 2),
+        other => panic!("unknown one-run mode {other}"),
+    };
+    println!("{mode}: {total} sets, {rate:.0}/s");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
+    if let Some(mode) = std::env::args().nth(1).and_then(|a| a.strip_prefix("one-run:").map(str::to_owned)) {
+        one_run(&mode);
+        return;
+    }
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));
     let want = |name: &str| only.as_deref().map_or(true, |o| name.contains(o));
     println!("dbkv persistence benchmark{}", if quick() { " (quick sizes)" } else { "" });

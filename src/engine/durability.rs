@@ -6,13 +6,14 @@
 //! everything queued so far, while writers that arrive meanwhile queue up
 //! behind it and are all covered by the next flush. A lone writer in
 //! `Always` mode so pays for its fsync without any thread hand-off. The WAL
-//! thread flushes on the interval timer and when the queue grows large.
+//! thread flushes on the interval timer and when a lane grows large.
 //!
-//! Appending assigns the LSN and encodes the record into one shared buffer
-//! under one mutex, so buffer order, file order and LSN order are the same,
-//! and, because the shard lock is held, equal to apply order for every key.
-//! The buffer is bounded: a writer that finds it full waits (back-pressure);
-//! no record is ever dropped.
+//! Appending assigns the LSN and encodes the record into the writer
+//! thread's own lane (`lanes`), under its shard lock but no lock shared by
+//! all writers; the flush merges the lanes in LSN order, so file order is
+//! LSN order and, because the shard lock is held, apply order for every
+//! key. A lane is bounded: a writer that finds its lane full waits for a
+//! flush (back-pressure); no record is ever dropped.
 //!
 //! Segment files themselves are written by `persistence::segment_writer`;
 //! this module decides what goes into them and when to fsync and rotate.
@@ -23,10 +24,12 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+mod lanes;
 mod opening;
 pub(super) use opening::recover_read_only;
 mod snapshotter;
 
+use lanes::{Lanes, Merger, KEEP_BUFFER_BYTES};
 use snapshotter::{snapshot_loop, SnapshotPolicy};
 use super::entry::Value;
 use super::list::List;
@@ -35,7 +38,7 @@ use super::log::Log;
 use super::metrics::{DurabilityCounters, Stats};
 use super::{Inner, Options, SyncMode};
 use crate::error::{Error, Result};
-use crate::persistence::record::{prefix_word, record_starts, seal_all, Record, RECORD_PREFIX};
+use crate::persistence::record::{prefix_word, Record, RECORD_PREFIX};
 use crate::persistence::recovery::RecoveryStats;
 use crate::persistence::snapshot::{self, encode_entry, SnapshotCut, SnapshotMeta, SnapshotWriter, KIND_BYTES, KIND_INT};
 use crate::persistence::snapshot_coll::{encode_list_chunk, encode_zset_chunk, lock_value, CHUNK_ELEMS, KIND_LIST, KIND_LIST_MORE, KIND_LOCK, KIND_ZSET, KIND_ZSET_MORE};
@@ -46,35 +49,33 @@ use crate::persistence::wal::segment_name;
 /// The most records a leader waits to gather before an fsync.
 const MAX_GROUP: u64 = 64;
 
-/// Queued bytes past which writers wait for the writer thread.
-const MAX_QUEUED_BYTES: usize = 32 << 20;
-/// Queued bytes past which the writer thread is woken to write early; small
-/// enough that the two batch buffers stay in a core's L2 cache.
-const WRITE_EARLY_BYTES: usize = 256 << 10;
-/// WAL buffers that grew past this (a large value went through) are given
-/// back after the flush.
-const KEEP_BUFFER_BYTES: usize = 8 << 20;
-
-
-/// Guarded by `Shared::queue`.
+/// Who is flushing, sleeping or waiting; guarded by `Shared::queue`
+/// (the records themselves are in `Shared::lanes`).
 struct Queue {
-    buf: Vec<u8>,
-    next_lsn: u64,
     writer_sleeping: bool,
     /// A thread is writing a batch (it owns `Shared::io` meanwhile).
     flushing: bool,
     space_waiters: usize,
+    /// Counts collections of the lanes, so a writer waiting for room
+    /// cannot miss the one that made it.
+    collections: u64,
     closing: bool,
-    records: u64,
-    records_since_snapshot: u64,
-    bytes_since_snapshot: u64,
-    /// A snapshot's cut and the offset in `buf` where the record after it
-    /// starts: the flush that takes `buf` turns it into a WAL position.
-    resume_mark: Option<(u64, usize)>,
+}
+
+/// Where the snapshot trigger counts from: the last LSN and the WAL bytes
+/// written when the last snapshot that landed began.
+#[derive(Clone, Copy)]
+struct SnapshotBase {
+    lsn: u64,
+    wal_bytes: u64,
 }
 
 struct Shared {
     queue: Mutex<Queue>,
+    lanes: Lanes,
+    /// The last LSN before this handle's first append.
+    opened_at_lsn: u64,
+    snapshot_base: Mutex<SnapshotBase>,
     wake_writer: Condvar,
     space: Condvar,
     durable: Condvar,
@@ -91,7 +92,7 @@ struct Shared {
     /// The open segment; used only by the thread that set `Queue::flushing`.
     io: Mutex<Io>,
     /// Where the record after a snapshot's cut lies, resolved from
-    /// `Queue::resume_mark` by the flush that writes it.
+    /// `Io::mark` by the flush that writes the cut.
     resume_at: Mutex<Option<ResumeAt>>,
     /// Records per synced flush, recently at most (decays by one per flush),
     /// and the last fsync's duration: what a leader waits for, and how long.
@@ -147,7 +148,19 @@ impl Shared {
 
     /// The last LSN handed out.
     fn last_lsn(&self) -> u64 {
-        self.queue().next_lsn - 1
+        self.lanes.last_lsn()
+    }
+
+    /// Records appended and WAL bytes written since the last snapshot that
+    /// landed began (what the snapshot triggers count).
+    fn since_snapshot(&self) -> (u64, u64) {
+        let base = *relock(&self.snapshot_base);
+        (self.last_lsn().saturating_sub(base.lsn), self.wal_bytes.load(Ordering::Relaxed).saturating_sub(base.wal_bytes))
+    }
+
+    /// Where the snapshot trigger would count from if a snapshot began now.
+    fn snapshot_base_now(&self) -> SnapshotBase {
+        SnapshotBase { lsn: self.last_lsn(), wal_bytes: self.wal_bytes.load(Ordering::Relaxed) }
     }
 
     /// Returns once every record up to `lsn` is durable, flushing itself
@@ -169,6 +182,11 @@ impl Shared {
             } else {
                 drop(q);
                 self.flush(true)?;
+                if self.durable_lsn.load(Ordering::Acquire) < lsn {
+                    // A record before `lsn` was still being encoded on
+                    // another lane; let its writer finish.
+                    std::thread::yield_now();
+                }
             }
         }
     }
@@ -199,18 +217,18 @@ impl Shared {
         if sync {
             self.gather_group();
         }
-        let (last_lsn, mut io) = {
+        let mut io = relock(&self.io);
+        self.lanes.collect(&mut io.merger);
+        {
             let mut q = self.queue();
-            let mut io = relock(&self.io);
-            std::mem::swap(&mut q.buf, &mut io.batch);
-            io.mark = q.resume_mark.take();
+            q.collections += 1;
             if q.space_waiters > 0 {
                 self.space.notify_all();
             }
-            (q.next_lsn - 1, io)
-        };
+        }
         let durable_before = self.durable_lsn.load(Ordering::Acquire);
-        let result = write_batch(self, &mut io, sync, last_lsn);
+        let result = write_batch(self, &mut io, sync);
+        let last_lsn = io.next_lsn - 1;
         drop(io);
         if sync && result.is_ok() {
             let group = last_lsn.saturating_sub(durable_before);
@@ -276,9 +294,12 @@ pub struct Durability {
 /// What the flushing thread works with.
 struct Io {
     segment: Option<SegmentWriter>,
-    batch: Vec<u8>,
-    /// A snapshot's resume mark taken with this batch (see `Queue`).
-    mark: Option<(u64, usize)>,
+    merger: Merger,
+    /// The first LSN not yet written.
+    next_lsn: u64,
+    /// A snapshot's cut whose resume position (where the record after it
+    /// starts in the WAL) the flush that writes up to it resolves.
+    mark: Option<u64>,
     /// While a snapshot copies shards, a copy of every batch written, so
     /// the snapshot can carry the records that bring all shards to one cut.
     /// Kept here, on the WAL thread, so writers pay nothing for it.
@@ -305,18 +326,12 @@ impl Durability {
         let recovered = opening::recover_into(opts, inner, &*vfs, &dir, true)?;
 
         let shared = Arc::new(Shared {
-            queue: Mutex::new(Queue {
-                buf: Vec::with_capacity(WRITE_EARLY_BYTES * 2),
-                next_lsn: recovered.next_lsn,
-                writer_sleeping: false,
-                flushing: false,
-                space_waiters: 0,
-                closing: false,
-                records: 0,
-                records_since_snapshot: recovered.stats.wal_records,
-                bytes_since_snapshot: 0,
-                resume_mark: None,
-            }),
+            queue: Mutex::new(Queue { writer_sleeping: false, flushing: false, space_waiters: 0, collections: 0, closing: false }),
+            lanes: Lanes::new(recovered.next_lsn),
+            opened_at_lsn: recovered.next_lsn - 1,
+            // The records replayed from the WAL count toward the next
+            // snapshot as if appended now.
+            snapshot_base: Mutex::new(SnapshotBase { lsn: (recovered.next_lsn - 1).saturating_sub(recovered.stats.wal_records), wal_bytes: 0 }),
             wake_writer: Condvar::new(),
             space: Condvar::new(),
             durable: Condvar::new(),
@@ -333,7 +348,13 @@ impl Durability {
             counters: DurabilityCounters::default(),
             log,
             resume_at: Mutex::new(None),
-            io: Mutex::new(Io { segment: None, batch: Vec::with_capacity(WRITE_EARLY_BYTES * 2), mark: None, capture: None }),
+            io: Mutex::new(Io {
+                segment: None,
+                merger: Merger::default(),
+                next_lsn: recovered.next_lsn,
+                mark: None,
+                capture: None,
+            }),
             vfs,
             dir: dir.clone(),
             sync_mode: opts.sync_mode,
@@ -424,10 +445,8 @@ impl Durability {
 
     pub fn stats(&self) -> Stats {
         let sh = &*self.shared;
-        let (records, last_lsn) = {
-            let q = sh.queue();
-            (q.records, q.next_lsn - 1)
-        };
+        let last_lsn = sh.last_lsn();
+        let records = last_lsn - sh.opened_at_lsn;
         let mut st = Stats {
             keys: 0,
             wal_records: records,
@@ -490,38 +509,56 @@ impl Drop for Durability {
     }
 }
 
-/// Assigns the next LSN and encodes the record into the queue; called
-/// with the record's shard lock(s) held, so queue order is apply order.
+/// Assigns the next LSN and encodes the record into this thread's lane;
+/// called with the record's shard lock(s) held, so LSN order is apply
+/// order for every key.
 fn append(sh: &Shared, rec: &Record<'_>) -> Result<u64> {
-    let mut q = sh.queue();
-    if q.buf.len() >= MAX_QUEUED_BYTES {
-        let started = Instant::now();
-        while q.buf.len() >= MAX_QUEUED_BYTES {
-            if sh.is_failed() {
-                return Err(sh.failure());
-            }
-            q.space_waiters += 1;
-            q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
-            q.space_waiters -= 1;
-        }
-        sh.counters.backpressure_waits.fetch_add(1, Ordering::Relaxed);
-        sh.counters.backpressure_wait_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-    }
+    let lane = match sh.lanes.lane_with_room() {
+        Some(lane) => lane,
+        None => wait_for_room(sh)?,
+    };
     if sh.is_failed() {
         return Err(sh.failure());
     }
-    let lsn = q.next_lsn;
-    q.next_lsn += 1;
-    let before = q.buf.len();
-    rec.encode_unsealed(lsn, &mut q.buf);
-    q.records += 1;
-    q.records_since_snapshot += 1;
-    q.bytes_since_snapshot += (q.buf.len() - before) as u64;
-    if q.writer_sleeping && q.buf.len() >= WRITE_EARLY_BYTES {
-        q.writer_sleeping = false;
-        sh.wake_writer.notify_one();
+    let appended = lane.append(rec);
+    if appended.crossed_early {
+        let mut q = sh.queue();
+        if q.writer_sleeping {
+            q.writer_sleeping = false;
+            sh.wake_writer.notify_one();
+        }
     }
-    Ok(lsn)
+    Ok(appended.lsn)
+}
+
+/// Back-pressure: this thread's lane is full, so wait (holding only the
+/// caller's shard locks, which a flush never needs) until a collection
+/// empties it.
+#[cold]
+fn wait_for_room(sh: &Shared) -> Result<lanes::LaneGuard<'_>> {
+    let started = Instant::now();
+    let lane = loop {
+        let seen = sh.queue().collections;
+        if let Some(lane) = sh.lanes.lane_with_room() {
+            break lane;
+        }
+        let mut q = sh.queue();
+        if sh.is_failed() {
+            return Err(sh.failure());
+        }
+        if q.collections == seen {
+            q.space_waiters += 1;
+            if q.writer_sleeping {
+                q.writer_sleeping = false;
+                sh.wake_writer.notify_one();
+            }
+            q = sh.space.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.space_waiters -= 1;
+        }
+    };
+    sh.counters.backpressure_waits.fetch_add(1, Ordering::Relaxed);
+    sh.counters.backpressure_wait_us.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+    Ok(lane)
 }
 
 /// Queues records from outside the engine's write paths (the expiry sweep).
@@ -544,8 +581,8 @@ fn write_loop(sh: &Shared) {
             let mut q = sh.queue();
             loop {
                 let now = Instant::now();
-                let pending = q.next_lsn - 1 > sh.durable_lsn.load(Ordering::Acquire);
-                if q.closing || q.buf.len() >= WRITE_EARLY_BYTES || (now >= next_tick && pending) {
+                let pending = sh.last_lsn() > sh.durable_lsn.load(Ordering::Acquire);
+                if q.closing || sh.lanes.early() || q.space_waiters > 0 || (now >= next_tick && pending) {
                     break;
                 }
                 if now >= next_tick {
@@ -568,31 +605,40 @@ fn write_loop(sh: &Shared) {
     }
 }
 
-/// Writes `io.batch`, fsyncs when asked or when rotating, and publishes the
-/// durable LSN once nothing written is unsynced. Never retries an fsync.
-fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()> {
-    let seg = io.segment.as_mut().expect("a segment is open");
-    let last_start = seal_all(&mut io.batch);
-    if let Some((cut, offset)) = io.mark.take() {
-        // The batch goes to the open segment, at its end: rotation happens
-        // only right after a batch is written.
-        let at = seg.stream_len() + offset;
-        let check = if at == 0 { 0 } else { prefix_ending_at(&io.batch, offset, seg.last_prefix()) };
-        *relock(&sh.resume_at) = Some(ResumeAt { cut, segment: seg.first_lsn(), offset: at as u64, check });
-    }
-    if last_start.is_some() {
-        if let Some(capture) = io.capture.as_mut() {
-            capture.extend_from_slice(&io.batch);
+/// Writes the records collected into `io.merger` that follow the last one
+/// written without a gap, fsyncs when asked or when rotating, and
+/// publishes the durable LSN once nothing written is unsynced. Never
+/// retries an fsync.
+fn write_batch(sh: &Shared, io: &mut Io, sync: bool) -> Result<()> {
+    let Io { segment, merger, next_lsn, mark, capture } = io;
+    let seg = segment.as_mut().expect("a segment is open");
+    let first = *next_lsn;
+    // A snapshot's cut, and where the record after it starts: the batch
+    // goes to the open segment, at its end (rotation happens only right
+    // after a batch is written).
+    let mut resume = mark.filter(|&cut| cut + 1 == first).map(|cut| {
+        let at = seg.stream_len();
+        ResumeAt { cut, segment: seg.first_lsn(), offset: at as u64, check: if at == 0 { 0 } else { seg.last_prefix() } }
+    });
+    *next_lsn = merger.merge(first, |lsn, record| {
+        let prefix = seg.push(record);
+        if let Some(capture) = capture.as_mut() {
+            capture.extend_from_slice(&prefix);
+            capture.extend_from_slice(&record[RECORD_PREFIX..]);
         }
-        let written = seg.append(&io.batch)?;
-        sh.wal_bytes.fetch_add(written, Ordering::Relaxed);
-        io.batch.clear();
-        // One huge record must not pin its size in memory until close.
-        if io.batch.capacity() > KEEP_BUFFER_BYTES {
-            io.batch = Vec::with_capacity(WRITE_EARLY_BYTES * 2);
+        if *mark == Some(lsn) {
+            let at = seg.pending_stream_len();
+            resume = Some(ResumeAt { cut: lsn, segment: seg.first_lsn(), offset: at as u64, check: prefix_word(&prefix) });
         }
-        seg.trim_buffers(KEEP_BUFFER_BYTES);
+    });
+    let last_lsn = *next_lsn - 1;
+    if let Some(at) = resume {
+        *mark = None;
+        *relock(&sh.resume_at) = Some(at);
     }
+    let written = seg.write_pending()?;
+    sh.wal_bytes.fetch_add(written, Ordering::Relaxed);
+    seg.trim_buffers(KEEP_BUFFER_BYTES);
     let rotate = seg.size() >= sh.segment_bytes;
     if sync || rotate {
         if let Some(took) = seg.sync()? {
@@ -608,7 +654,7 @@ fn write_batch(sh: &Shared, io: &mut Io, sync: bool, last_lsn: u64) -> Result<()
     }
     if rotate {
         let (full, size) = (seg.first_lsn(), seg.size());
-        io.segment = Some(create_segment(sh, last_lsn + 1)?);
+        *segment = Some(create_segment(sh, last_lsn + 1)?);
         sh.counters.rotations.fetch_add(1, Ordering::Relaxed);
         sh.log.debug(|| format!("{}: WAL segment {} is full ({size} bytes); continuing in {}", sh.dir.display(), segment_name(full), segment_name(last_lsn + 1)));
     }
@@ -626,10 +672,3 @@ struct ResumeAt {
     offset: u64,
     check: u64,
 }
-
-/// The prefix of the record of sealed `batch` that ends at `end`; `before`
-/// (the last record of an earlier batch) when `end` is 0.
-fn prefix_ending_at(batch: &[u8], end: usize, before: u64) -> u64 {
-    record_starts(batch).take_while(|&s| s < end).last().map_or(before, |s| prefix_word(&batch[s..]))
-}
-

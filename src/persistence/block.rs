@@ -113,34 +113,73 @@ pub fn count_records(image: &[u8]) -> u64 {
     n
 }
 
-/// Frames a batch of whole, sealed records for appending to a segment
-/// whose file is `file_len` bytes long: copies `batch` into `out` with a
-/// block header at every block boundary it crosses.
+/// Frames records, one at a time, for appending to a segment: copies each
+/// into `out` with a block header at every block boundary it crosses.
 ///
-/// Batches hold whole records, so the end of a batch is where the next
-/// record will start; a header written now can name it even though the
+/// Records come whole, so the end of the last one framed is where the next
+/// record will start; a header written now can name it even though that
 /// record arrives in a later batch.
-pub fn frame(out: &mut Vec<u8>, batch: &[u8], mut file_len: u64, segment_first_lsn: u64) {
-    out.clear();
-    let mut starts = record_starts(batch).chain(std::iter::once(batch.len()));
-    let mut i = 0;
-    let mut next_start = starts.next().unwrap_or(0); // the first record start not before `i`
-    while i < batch.len() {
-        let in_block = (file_len % BLOCK as u64) as usize;
-        if in_block == 0 {
-            let payload_end = i + PAYLOAD;
-            while next_start < i {
-                next_start = starts.next().unwrap_or(usize::MAX);
-            }
-            let first = if next_start < payload_end { (BLOCK_HEADER + next_start - i) as u32 } else { 0 };
-            out.extend_from_slice(&encode_header(segment_first_lsn, file_len / BLOCK as u64, first));
-            file_len += BLOCK_HEADER as u64;
-            continue;
+pub struct Framer {
+    file_len: u64,
+    segment_first_lsn: u64,
+}
+
+impl Framer {
+    /// A framer for a segment whose file is `file_len` bytes long.
+    pub fn new(file_len: u64, segment_first_lsn: u64) -> Framer {
+        Framer { file_len, segment_first_lsn }
+    }
+
+    /// The file's length once everything framed so far is written.
+    pub fn file_len(&self) -> u64 {
+        self.file_len
+    }
+
+    /// Appends one record, its sealed prefix and its body, to `out`.
+    pub fn record(&mut self, out: &mut Vec<u8>, prefix: &[u8], body: &[u8]) {
+        let in_block = (self.file_len % BLOCK as u64) as usize;
+        let len = prefix.len() + body.len();
+        if in_block != 0 && in_block + len <= BLOCK {
+            // Most records fit in the current block: no header to place.
+            out.extend_from_slice(prefix);
+            out.extend_from_slice(body);
+            self.file_len += len as u64;
+            return;
         }
-        let n = (BLOCK - in_block).min(batch.len() - i);
-        out.extend_from_slice(&batch[i..i + n]);
-        i += n;
-        file_len += n as u64;
+        self.span(out, prefix, body.len(), true);
+        self.span(out, body, 0, false);
+    }
+
+    /// Copies `data`, followed in its record by `after` more bytes; a span
+    /// that `opens` a record starts one.
+    fn span(&mut self, out: &mut Vec<u8>, data: &[u8], after: usize, opens: bool) {
+        let mut j = 0;
+        while j < data.len() {
+            let in_block = (self.file_len % BLOCK as u64) as usize;
+            if in_block == 0 {
+                // Bytes from here to the next record start.
+                let left = if opens && j == 0 { 0 } else { data.len() - j + after };
+                let first = if left < PAYLOAD { (BLOCK_HEADER + left) as u32 } else { 0 };
+                out.extend_from_slice(&encode_header(self.segment_first_lsn, self.file_len / BLOCK as u64, first));
+                self.file_len += BLOCK_HEADER as u64;
+                continue;
+            }
+            let n = (BLOCK - in_block).min(data.len() - j);
+            out.extend_from_slice(&data[j..j + n]);
+            j += n;
+            self.file_len += n as u64;
+        }
+    }
+}
+
+/// Frames a batch of whole, sealed records for a segment whose file is
+/// `file_len` bytes long (see `Framer`), replacing `out`.
+pub fn frame(out: &mut Vec<u8>, batch: &[u8], file_len: u64, segment_first_lsn: u64) {
+    out.clear();
+    let mut framer = Framer::new(file_len, segment_first_lsn);
+    let ends = record_starts(batch).skip(1).chain(std::iter::once(batch.len()));
+    for (start, end) in record_starts(batch).zip(ends) {
+        framer.record(out, &batch[start..start + RECORD_PREFIX], &batch[start + RECORD_PREFIX..end]);
     }
 }
 
@@ -172,6 +211,54 @@ mod tests {
     fn stream_len_matches_deblock() {
         for len in [0, 5, 32, 33, BLOCK - 1, BLOCK, BLOCK + 3, BLOCK + 8, BLOCK + 9, 3 * BLOCK + 100] {
             assert_eq!(stream_len(len), deblock(&vec![0u8; len]).len(), "len = {len}");
+        }
+    }
+
+    /// Records of many sizes, chosen so that records end exactly at a
+    /// block's end, cross it by 1 to 8 bytes, split their prefix, start a
+    /// block, or span several, framed a few per batch: the image reads back
+    /// as the records, and every block header names the first record start
+    /// in its block, computed here from the record boundaries alone.
+    #[test]
+    fn framed_records_read_back_and_headers_name_each_blocks_first_start() {
+        let first_lsn = 7;
+        let mut image = vec![0u8; SEGMENT_HEADER_LEN];
+        let (mut stream, mut starts) = (Vec::new(), Vec::new());
+        let mut out = Vec::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for batch in 0..400 {
+            let mut framer = Framer::new(image.len() as u64, first_lsn);
+            out.clear();
+            for _ in 0..1 + batch % 4 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                // Bytes left in the block the record starts in.
+                let left = BLOCK - physical(stream.len()) % BLOCK;
+                let total = match rng % 8 {
+                    0 => left,                          // ends at the block's end
+                    1 => left + 1 + (rng >> 8) as usize % 8, // crosses it by 1..8
+                    2 => left + PAYLOAD,                // ends at the next block's end
+                    3 => 2 * BLOCK + (rng >> 8) as usize % 100,
+                    _ => 9 + (rng >> 8) as usize % 600,
+                };
+                let body = vec![batch as u8; total.max(RECORD_PREFIX + 1) - RECORD_PREFIX];
+                let prefix = (body.len() as u64).to_le_bytes();
+                starts.push(stream.len());
+                stream.extend_from_slice(&prefix);
+                stream.extend_from_slice(&body);
+                framer.record(&mut out, &prefix, &body);
+            }
+            image.extend_from_slice(&out);
+            assert_eq!(framer.file_len(), image.len() as u64);
+        }
+        assert_eq!(deblock(&image), stream);
+        starts.push(stream.len()); // where the next record will start
+        let blocks = image.len().div_ceil(BLOCK);
+        assert!(blocks > 100, "{blocks} blocks");
+        for k in 1..blocks {
+            let want = starts.iter().map(|&l| physical(l)).find(|&p| p / BLOCK == k).map_or(0, |p| (p - k * BLOCK) as u32);
+            assert_eq!(decode_header(&image, first_lsn, k as u64), Some(want), "block {k}");
         }
     }
 }

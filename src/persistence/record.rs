@@ -118,10 +118,10 @@ impl Record<'_> {
         seal_all(&mut out[start..]);
     }
 
-    /// Appends the record with its CRC left as zero. The WAL queue uses
+    /// Appends the record with its CRC left as zero. The WAL lanes use
     /// this so that writers, who hold a shard lock, do not pay for the
-    /// checksum: the WAL thread seals a whole batch with `seal_all` before
-    /// writing it.
+    /// checksum: the WAL thread seals each record (`sealed_prefix`) as it
+    /// frames it.
     pub fn encode_unsealed(&self, lsn: u64, out: &mut Vec<u8>) {
         let start = out.len();
         out.extend_from_slice(&[0u8; RECORD_PREFIX]);
@@ -221,13 +221,24 @@ pub fn seal_all(buf: &mut [u8]) -> Option<usize> {
     let (mut at, mut last) = (0, None);
     while at < buf.len() {
         let len = u32::from_le_bytes(buf[at..at + LEN_FIELD].try_into().unwrap()) as usize;
-        let body_at = at + RECORD_PREFIX;
-        let crc = crc32fast::hash(&buf[body_at..body_at + len]);
-        buf[at + LEN_FIELD..at + LEN_FIELD + CRC_FIELD].copy_from_slice(&crc.to_le_bytes());
+        let end = at + RECORD_PREFIX + len;
+        let prefix = sealed_prefix(&buf[at..end]);
+        buf[at..at + RECORD_PREFIX].copy_from_slice(&prefix);
         last = Some(at);
-        at = body_at + len;
+        at = end;
     }
     last
+}
+
+/// The sealed prefix (length and CRC of the body) of one whole record,
+/// sealed or not; the WAL thread seals records this way as it frames them,
+/// without writing into the writers' buffers.
+pub fn sealed_prefix(record: &[u8]) -> [u8; RECORD_PREFIX] {
+    let mut prefix = [0u8; RECORD_PREFIX];
+    prefix[..LEN_FIELD].copy_from_slice(&record[..LEN_FIELD]);
+    let crc = crc32fast::hash(&record[RECORD_PREFIX..]);
+    prefix[LEN_FIELD..].copy_from_slice(&crc.to_le_bytes());
+    prefix
 }
 
 /// A sealed record's 8-byte prefix (length and CRC) as one number: what a

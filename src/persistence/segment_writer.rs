@@ -1,6 +1,7 @@
 //! Writing WAL segments: a new segment's header made durable (file and
-//! directory entry), then batches of sealed records framed into 32 KiB
-//! blocks (`block::frame`) and appended, fsynced when the caller asks.
+//! directory entry), then records sealed and framed into 32 KiB blocks
+//! (`block::Framer`) as they are pushed, written in one call per batch,
+//! fsynced when the caller asks.
 //!
 //! What to write and when to fsync or rotate is the engine's policy
 //! (`engine::durability`); this module holds only the file I/O, so it can
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::block;
-use super::record::{prefix_word, record_starts};
+use super::record::{prefix_word, record_starts, sealed_prefix, RECORD_PREFIX};
 use super::vfs::{Vfs, VfsFile};
 use super::wal::{encode_segment_header, segment_name};
 use crate::error::{Error, Result};
@@ -29,8 +30,13 @@ pub struct SegmentWriter {
     last_prefix: u64,
     /// Bytes were written since the last fsync.
     unsynced: bool,
-    /// The last batch with its block headers, kept to reuse its buffer.
+    /// The batch being built, with its block headers (reused).
     framed: Vec<u8>,
+    /// Frames pushed records; its file length runs ahead of `size` by
+    /// `framed.len()`.
+    framer: block::Framer,
+    /// The prefix of the last record pushed.
+    pushed_prefix: u64,
 }
 
 impl SegmentWriter {
@@ -45,21 +51,66 @@ impl SegmentWriter {
         file.write_all(&header).map_err(ctx)?;
         file.sync().map_err(ctx)?;
         vfs.sync_dir(dir).map_err(|e| Error::io(&format!("fsync directory {}", dir.display()), &e))?;
-        Ok(SegmentWriter { file, path, size: header.len() as u64, first_lsn, last_prefix: 0, unsynced: false, framed: Vec::new() })
+        let size = header.len() as u64;
+        Ok(SegmentWriter {
+            file,
+            path,
+            size,
+            first_lsn,
+            last_prefix: 0,
+            unsynced: false,
+            framed: Vec::new(),
+            framer: block::Framer::new(size, first_lsn),
+            pushed_prefix: 0,
+        })
+    }
+
+    /// Seals one whole record (written by `Record::encode_unsealed`, or
+    /// already sealed) and frames it into the pending batch; returns its
+    /// sealed prefix. Nothing reaches the file until `write_pending`.
+    pub fn push(&mut self, record: &[u8]) -> [u8; RECORD_PREFIX] {
+        let prefix = sealed_prefix(record);
+        self.framer.record(&mut self.framed, &prefix, &record[RECORD_PREFIX..]);
+        self.pushed_prefix = prefix_word(&prefix);
+        prefix
+    }
+
+    /// The logical stream length once the pending batch is written: where
+    /// the next record pushed will start.
+    pub fn pending_stream_len(&self) -> usize {
+        block::stream_len(self.framer.file_len() as usize)
+    }
+
+    /// Writes the records pushed since the last call; returns the file
+    /// bytes written. Not durable until `sync`.
+    pub fn write_pending(&mut self) -> Result<u64> {
+        if self.framed.is_empty() {
+            return Ok(0);
+        }
+        let result = self.file.write_all(&self.framed);
+        let written = self.framed.len() as u64;
+        self.framed.clear();
+        if let Err(e) = result {
+            // The batch is dropped; the handle fails (a write is never
+            // retried), and the framer restarts from the bytes known written.
+            self.framer = block::Framer::new(self.size, self.first_lsn);
+            return Err(Error::io(&format!("write WAL segment {}", self.path.display()), &e));
+        }
+        self.size += written;
+        self.last_prefix = self.pushed_prefix;
+        self.unsynced = true;
+        Ok(written)
     }
 
     /// Appends `batch`, whole sealed records (`record::seal_all`), framed
     /// into blocks; returns the file bytes written. Not durable until
     /// `sync`.
     pub fn append(&mut self, batch: &[u8]) -> Result<u64> {
-        let Some(last) = record_starts(batch).last() else { return Ok(0) };
-        block::frame(&mut self.framed, batch, self.size, self.first_lsn);
-        self.file.write_all(&self.framed).map_err(|e| Error::io(&format!("write WAL segment {}", self.path.display()), &e))?;
-        let written = self.framed.len() as u64;
-        self.size += written;
-        self.last_prefix = prefix_word(&batch[last..]);
-        self.unsynced = true;
-        Ok(written)
+        let ends = record_starts(batch).skip(1).chain(std::iter::once(batch.len()));
+        for (start, end) in record_starts(batch).zip(ends) {
+            self.push(&batch[start..end]);
+        }
+        self.write_pending()
     }
 
     /// Fsyncs what `append` wrote, if anything; returns how long the fsync

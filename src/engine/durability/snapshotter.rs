@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use super::*;
 use crate::persistence::retention;
+use crate::persistence::record::record_starts;
 
 #[derive(Clone, Copy)]
 pub(super) struct SnapshotPolicy {
@@ -75,10 +76,7 @@ fn finish_request(ctl: &SnapshotControl, ticket: u64, result: Result<()>) {
 /// written since the last snapshot is at least that snapshot's size, so
 /// snapshot work stays proportional to WAL written however large the data.
 fn snapshot_due(sh: &Shared, ctl: &SnapshotControl, policy: SnapshotPolicy, last: Instant) -> bool {
-    let (records, bytes) = {
-        let q = sh.queue();
-        (q.records_since_snapshot, q.bytes_since_snapshot)
-    };
+    let (records, bytes) = sh.since_snapshot();
     if records == 0 {
         return false;
     }
@@ -89,10 +87,7 @@ fn snapshot_due(sh: &Shared, ctl: &SnapshotControl, policy: SnapshotPolicy, last
 
 fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize) -> Result<()> {
     let started = Instant::now();
-    let counted = {
-        let q = sh.queue();
-        (q.records_since_snapshot, q.bytes_since_snapshot)
-    };
+    let began = sh.snapshot_base_now();
     // Only this thread writes snapshots in this directory (it holds the
     // LOCK), and recovery removes a leftover temp file, so one name will do.
     let tmp = sh.path(crate::persistence::recovery::SNAPSHOT_TMP);
@@ -105,12 +100,8 @@ fn take_snapshot(sh: &Shared, ctl: &SnapshotControl, inner: &Inner, keep: usize)
         }
     };
     snapshot::publish(&*sh.vfs, &sh.dir, &tmp, &name)?;
-    {
-        // Only a snapshot that landed restarts the ops trigger.
-        let mut q = sh.queue();
-        q.records_since_snapshot = q.records_since_snapshot.saturating_sub(counted.0);
-        q.bytes_since_snapshot = q.bytes_since_snapshot.saturating_sub(counted.1);
-    }
+    // Only a snapshot that landed restarts the ops trigger.
+    *relock(&sh.snapshot_base) = began;
     sh.snapshots_taken.fetch_add(1, Ordering::Relaxed);
     sh.last_snapshot_us.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
     sh.counters.last_snapshot_bytes.store(size, Ordering::Relaxed);
@@ -219,9 +210,11 @@ fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64
         io.join().unwrap_or_else(|_| Err(Error::Internal("snapshot writer thread panicked".into())))
     })?;
     let cut_lsn = {
-        let mut q = sh.queue();
-        let cut_lsn = q.next_lsn - 1;
-        q.resume_mark = Some((cut_lsn, q.buf.len()));
+        // Under the io lock no flush runs, so the flush that writes record
+        // `cut_lsn` is a later one and resolves the mark.
+        let mut io = relock(&sh.io);
+        let cut_lsn = sh.last_lsn();
+        io.mark = Some(cut_lsn);
         cut_lsn
     };
     // Every token granted by a record at or below the cut was taken before
@@ -239,8 +232,8 @@ fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64
 }
 
 /// Where the record after `cut` starts (or will start) in the WAL: the
-/// flush that takes the queue buffer holding the mark resolves it; if none
-/// has yet, one is run.
+/// flush that writes record `cut` resolves the mark; if none has yet, one
+/// is run.
 fn resume_position(sh: &Shared, cut: u64) -> Result<ResumeAt> {
     loop {
         if let Some(at) = *relock(&sh.resume_at) {
