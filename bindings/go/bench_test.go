@@ -36,15 +36,15 @@ var bench struct {
 func benchSetup(b *testing.B) (*DB, *cbench.Workload) {
 	bench.once.Do(func() {
 		rng := rand.New(rand.NewPCG(1, 2))
-		w := &cbench.Workload{KLen: benchKLen, VLen: benchVLen}
-		w.Keys = make([]byte, 0, benchKeys*benchKLen)
+		keys := make([]byte, 0, benchKeys*benchKLen)
 		for _, i := range rng.Perm(benchKeys) {
-			w.Keys = fmt.Appendf(w.Keys, "bench:%047d", i)
+			keys = fmt.Appendf(keys, "bench:%047d", i)
 		}
-		w.Vals = make([]byte, 4096*benchVLen)
-		for i := range w.Vals {
-			w.Vals[i] = byte('a' + rng.IntN(26))
+		vals := make([]byte, 4096*benchVLen)
+		for i := range vals {
+			vals[i] = byte('a' + rng.IntN(26))
 		}
+		w := cbench.NewWorkload(keys, benchKLen, vals, benchVLen)
 		db, err := Open(Options{})
 		if err != nil {
 			panic(err)
@@ -167,7 +167,7 @@ func BenchmarkGoOverC(b *testing.B) {
 func BenchmarkGoOverCHot(b *testing.B) {
 	hot := func(b *testing.B) (*DB, *cbench.Workload) {
 		db, w := benchSetup(b)
-		return db, &cbench.Workload{Keys: w.Keys[:1024*benchKLen], KLen: benchKLen, Vals: w.Vals[:16*benchVLen], VLen: benchVLen}
+		return db, cbench.NewWorkload(w.Keys[:1024*benchKLen], benchKLen, w.Vals[:16*benchVLen], benchVLen)
 	}
 	b.Run("Get", func(b *testing.B) {
 		db, w := hot(b)
@@ -233,4 +233,33 @@ func benchInterleaved(b *testing.B, goOp func(at int) error, cOps func(at, n int
 	b.ReportMetric(goNS, "go-ns/op")
 	b.ReportMetric(cNS, "c-ns/op")
 	b.ReportMetric(goNS-cNS, "overhead-ns/op")
+}
+
+// BenchmarkCallFloor breaks a Set down: a cgo call to a C function that
+// does nothing (Noop), one cgo call straight to dbkv_set per operation
+// (Set1, the binding with no work of its own), and the binding's Set, on
+// the 1M-key workload. Set - Set1 is what the binding adds around the
+// call; Set1 - the C loop is the crossing plus the cache misses a C loop
+// overlaps and separate calls cannot.
+func BenchmarkCallFloor(b *testing.B) {
+	b.Run("Noop", func(b *testing.B) {
+		db, w := benchSetup(b)
+		start := bench.at
+		b.ResetTimer()
+		for i := range b.N {
+			cbench.Noop(unsafe.Pointer(db.h), w.Key(start+i), w.Val(start+i))
+		}
+	})
+	b.Run("Set1", func(b *testing.B) {
+		db, w := benchSetup(b)
+		start := bench.at
+		b.ResetTimer()
+		for i := range b.N {
+			if err := cbench.Set1(unsafe.Pointer(db.h), w.Key(start+i), w.Val(start+i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		bench.at += b.N
+	})
 }
