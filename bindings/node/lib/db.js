@@ -13,7 +13,7 @@
 const errors = require('./errors');
 const { DbkvError, fromStatus, closedError, invalid, OK, NOT_FOUND, EXISTS, LOCKED, NOT_OWNER, MISMATCH, STALE_TOKEN } = errors;
 const { Slot, Packer, bound, describe, address } = require('./bytes');
-const { copyOut, copyFromScratch } = require('./native');
+const { copyOut } = require('./native');
 const { ScanIterator, closeAll } = require('./scan');
 
 /** Scratch for keys, values and the third argument (CAS's expected value, a lock owner, a fenced write's lock key). */
@@ -31,6 +31,18 @@ const PACK = new Packer();
 const SCRATCH_MAX = 1 << 20;
 let scratch = Buffer.allocUnsafeSlow(16 * 1024);
 let scratchAddr = address(scratch);
+/**
+ * scratch[0, n) for the n of the last get(), kept so that a run of values
+ * of one size copies out with no allocation but the result's. Reset when
+ * scratch grows (comparing .buffer instead costs a runtime call per get).
+ */
+let scratchView = scratch.subarray(0, 0);
+
+/** The first n bytes of scratch, as a view. */
+function scratchPrefix(n) {
+  if (scratchView.length !== n) scratchView = scratch.subarray(0, n);
+  return scratchView;
+}
 
 /** Out parameters, reused by every call (each is read right after its call). */
 const OUT_U64 = new BigUint64Array(1);
@@ -44,6 +56,8 @@ const OUT_PTR = new BigUint64Array(1);
 const LEN = new BigUint64Array(new ArrayBuffer(8));
 const LEN32 = new Uint32Array(LEN.buffer);
 const LEN_ADDR = address(LEN);
+/** Whether get() can use getIntoFast (every pointer a number); true on 64-bit Linux. */
+const LEN_FAST = typeof LEN_ADDR === 'number';
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const LO = LITTLE_ENDIAN ? 0 : 1;
 const HI = 1 - LO;
@@ -164,6 +178,12 @@ function tokenValue(token, op) {
 class DB {
   /** @type {object} */ #api;
   /** @type {bigint} the dbkv pointer; 0n once closed */ #db;
+  /**
+   * @type {number | null} the same pointer as a number, for setFast and
+   * getIntoFast; null if it does not fit one exactly (never on x86-64 or
+   * arm64 Linux, whose user addresses are below 2^47).
+   */
+  #h;
   /** @type {string | undefined} */ #dir;
   /** sync()/snapshot() calls still running on a worker thread with this handle. */
   #pending = 0;
@@ -178,6 +198,7 @@ class DB {
   constructor(api, ptr, dir, owner) {
     this.#api = api;
     this.#db = ptr;
+    this.#h = ptr <= MAX_SAFE ? Number(ptr) : null;
     this.#dir = dir;
     this.#owner = owner;
   }
@@ -214,7 +235,11 @@ class DB {
     const ttl = opts === undefined ? 0 : ttlOption(opts, 'set');
     const k = KEY.bytes(key, 'set', 'key');
     const v = VAL.bytes(value, 'set', 'value');
-    const rc = this.#api.set(db, k, KEY.len, v, VAL.len, ttl);
+    const h = this.#h;
+    const rc =
+      typeof k === 'number' && typeof v === 'number' && h !== null
+        ? this.#api.setFast(h, k, KEY.len, v, VAL.len, ttl)
+        : this.#api.set(db, k, KEY.len, v, VAL.len, ttl);
     if (rc !== OK) throw this.#fail(rc, 'set');
   }
 
@@ -228,10 +253,15 @@ class DB {
     if (db === 0n) throw closedError(op);
     const k = KEY.bytes(key, op, 'key');
     const klen = KEY.len;
+    const h = this.#h;
+    const fast = typeof k === 'number' && h !== null && LEN_FAST;
     let buf = scratch;
     let bufAddr = scratchAddr;
     for (;;) {
-      const rc = this.#api.getInto(db, k, klen, bufAddr, buf.length, LEN_ADDR);
+      const rc =
+        fast && typeof bufAddr === 'number'
+          ? this.#api.getIntoFast(h, k, klen, bufAddr, buf.length, LEN_ADDR)
+          : this.#api.getInto(db, k, klen, bufAddr, buf.length, LEN_ADDR);
       if (rc === OK) return buf;
       if (rc === NOT_FOUND) return undefined;
       if (rc !== ERR_BUFFER_TOO_SMALL) throw this.#fail(rc, op);
@@ -241,6 +271,7 @@ class DB {
       if (need <= SCRATCH_MAX) {
         scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_MAX, Math.max(need, scratch.length * 2)));
         scratchAddr = address(scratch);
+        scratchView = scratch.subarray(0, 0);
         buf = scratch;
         bufAddr = scratchAddr;
       } else {
@@ -261,8 +292,9 @@ class DB {
     const n = lenOut();
     if (buf !== scratch) return n === buf.length ? buf : buf.subarray(0, n);
     if (n === 0) return Buffer.alloc(0);
+    // A copy by V8 (TypedArray#set), not a second native call.
     const out = Buffer.allocUnsafe(n);
-    copyFromScratch(out, scratch, scratchAddr, n);
+    out.set(scratchPrefix(n));
     return out;
   }
 
