@@ -189,6 +189,49 @@ func BenchmarkGoOverCHot(b *testing.B) {
 	})
 }
 
+// BenchmarkCheckPointer measures what cgo's pointer check on the handle
+// cost each call before the binding passed it as an integer: one dbkv_set
+// per cgo call with the handle as a pointer (checked) against the same
+// with it as an integer, interleaved on hot keys. overhead-ns/op is the
+// check.
+func BenchmarkCheckPointer(b *testing.B) {
+	db, w := benchSetup(b)
+	hot := cbench.NewWorkload(w.Keys[:1024*benchKLen], benchKLen, w.Vals[:16*benchVLen], benchVLen)
+	h := unsafe.Pointer(db.h)
+	benchInterleaved(b, func(at int) error {
+		return cbench.Set1(h, hot.Key(at), hot.Val(at))
+	}, func(at, n int) error {
+		for i := range n {
+			if err := cbench.Set1Int(h, hot.Key(at+i), hot.Val(at+i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// BenchmarkBindingWork measures the binding's own work around the cgo
+// call: Set against one cgo call straight to dbkv_set (Set1Int, the handle
+// passed as the binding passes it), interleaved on hot keys. The rest of
+// Set's overhead over the C loop (BenchmarkGoOverC) is the crossing itself
+// (BenchmarkCallFloor/Noop) and the overlap a C loop gets between
+// consecutive operations.
+func BenchmarkBindingWork(b *testing.B) {
+	db, w := benchSetup(b)
+	hot := cbench.NewWorkload(w.Keys[:1024*benchKLen], benchKLen, w.Vals[:16*benchVLen], benchVLen)
+	h := unsafe.Pointer(db.h)
+	benchInterleaved(b, func(at int) error {
+		return db.Set(hot.Key(at), hot.Val(at), 0)
+	}, func(at, n int) error {
+		for i := range n {
+			if err := cbench.Set1Int(h, hot.Key(at+i), hot.Val(at+i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 func benchInterleaved(b *testing.B, goOp func(at int) error, cOps func(at, n int) error) {
 	const chunk = 10000
 	var goTime, cTime time.Duration

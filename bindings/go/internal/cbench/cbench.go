@@ -11,6 +11,8 @@ package cbench
 #cgo nocallback cbench_noop
 #cgo noescape cbench_set1
 #cgo nocallback cbench_set1
+#cgo noescape cbench_set1_int
+#cgo nocallback cbench_set1_int
 #include <dbkv.h>
 
 // The floor of a call through cgo: a function that does nothing.
@@ -22,6 +24,12 @@ static int cbench_noop(const dbkv *db, const uint8_t *k, size_t kl, const uint8_
 // One dbkv_set per cgo call, with none of the binding's work around it.
 static int cbench_set1(const dbkv *db, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
 	return dbkv_set(db, k, kl, v, vl, 0);
+}
+
+// The same with the handle passed as an integer, as the binding passes it:
+// cgo runs no pointer check on it.
+static int cbench_set1_int(uintptr_t db, const uint8_t *k, size_t kl, const uint8_t *v, size_t vl) {
+	return dbkv_set((const dbkv *)db, k, kl, v, vl, 0);
 }
 
 // Each loop does n operations on keys (start+i) % nkeys, the same
@@ -124,6 +132,13 @@ func Noop(db unsafe.Pointer, k, v []byte) int {
 // Set would cost with no work of its own around the call.
 func Set1(db unsafe.Pointer, k, v []byte) error {
 	return status("dbkv_set", C.cbench_set1((*C.dbkv)(db), (*C.uint8_t)(unsafe.SliceData(k)), C.size_t(len(k)),
+		(*C.uint8_t)(unsafe.SliceData(v)), C.size_t(len(v))))
+}
+
+// Set1Int is Set1 with the handle passed as an integer: the difference is
+// the cost of cgo's pointer check on an opaque handle.
+func Set1Int(db unsafe.Pointer, k, v []byte) error {
+	return status("dbkv_set", C.cbench_set1_int(C.uintptr_t(uintptr(db)), (*C.uint8_t)(unsafe.SliceData(k)), C.size_t(len(k)),
 		(*C.uint8_t)(unsafe.SliceData(v)), C.size_t(len(v))))
 }
 
