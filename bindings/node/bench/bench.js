@@ -15,7 +15,8 @@
  * as the median of each run's ratio (on a busy machine the second is the
  * steadier: both engines of a run see the same load).
  *
- * The "floor" row is the same workload as one koffi call per operation on
+ * The "getInto" row reads every key into one reused Buffer (db.getInto),
+ * which creates no Buffer per call. The "floor" row is the same workload as one koffi call per operation on
  * keys encoded beforehand, with no result Buffer: the engine plus the FFI
  * call and nothing else, which no binding through koffi can beat. The
  * "koffi call" line is the cost of one call to a C function that does
@@ -64,7 +65,13 @@ function benchDbkv(n) {
     for (let i = 0; i < n; i++) bytes += db.get(keys[i]).length;
     const get = opsPerSec(n, performance.now() - t);
     if (bytes !== n * VALUE_BYTES) throw new Error(`dbkv read ${bytes} bytes`);
-    return { set, get };
+    const target = Buffer.allocUnsafe(4096);
+    bytes = 0;
+    t = performance.now();
+    for (let i = 0; i < n; i++) bytes += db.getInto(keys[i], target);
+    const getInto = opsPerSec(n, performance.now() - t);
+    if (bytes !== n * VALUE_BYTES) throw new Error(`dbkv getInto read ${bytes} bytes`);
+    return { set, get, getInto };
   } finally {
     db.close();
   }
@@ -186,6 +193,7 @@ async function main() {
   const f = { set: m(runs.floor, 'set'), get: m(runs.floor, 'get') };
   const x = (r) => (r.toFixed(2) + 'x').padStart(12);
   console.log(`| dbkv (koffi)  | ${fmt(d.set)} | ${fmt(d.get)} |`);
+  console.log(`| getInto       |              | ${fmt(m(runs.dbkv, 'getInto'))} |`);
   console.log(`| floor         | ${fmt(f.set)} | ${fmt(f.get)} |`);
   let ok = d.set >= TARGETS.set && d.get >= TARGETS.get;
   if (lmdb) {
@@ -196,6 +204,9 @@ async function main() {
     console.log(`| lmdb-js       | ${fmt(l.set)} | ${fmt(l.get)} |`);
     console.log(`| dbkv / lmdb   | ${x(rs)} | ${x(rg)} |`);
     console.log(`|  per-run med. | ${x(perRun(runs.dbkv, 'set'))} | ${x(perRun(runs.dbkv, 'get'))} |`);
+    const gi = perRun(runs.dbkv.map((r) => ({ get: r.getInto })), 'get');
+    console.log(`| getInto/lmdb  |              | ${x(m(runs.dbkv, 'getInto') / l.get)} |`);
+    console.log(`|  per-run med. |              | ${x(gi)} |`);
     console.log(`| floor / lmdb  | ${x(f.set / l.set)} | ${x(f.get / l.get)} |`);
     console.log(`|  per-run med. | ${x(perRun(runs.floor, 'set'))} | ${x(perRun(runs.floor, 'get'))} |`);
     ok = ok && rs >= TARGETS.setRatio && rg >= TARGETS.getRatio;

@@ -299,6 +299,32 @@ class DB {
   }
 
   /**
+   * Copies the value of key into `target` when it fits, with no allocation:
+   * a loop that reads many values through one reused buffer creates no
+   * Buffer per call (get() must, and on a large data set those fresh
+   * Buffers cost more than the lookup's FFI call). Returns the value's
+   * length in bytes, or undefined if the key is missing. A length greater
+   * than target.length means the value did not fit and nothing was copied:
+   * retry with a target of at least that size.
+   * @param {string | Uint8Array} key
+   * @param {Uint8Array} target
+   * @returns {number | undefined}
+   */
+  getInto(key, target) {
+    if (!(target instanceof Uint8Array)) {
+      throw new TypeError(`getInto: target must be a Buffer or Uint8Array, got ${describe(target)}`);
+    }
+    // Read as get() reads (the all-number call), then copy: copying a
+    // value into a buffer the caller reuses is cheaper than koffi's
+    // conversion of the target as a pointer argument.
+    const buf = this.#read(key, 'getInto');
+    if (buf === undefined) return undefined;
+    const n = lenOut();
+    if (n <= target.length) target.set(buf === scratch ? scratchPrefix(n) : buf.subarray(0, n));
+    return n;
+  }
+
+  /**
    * @param {string | Uint8Array} key
    * @returns {string | undefined} the value decoded as UTF-8, or undefined if missing
    */
