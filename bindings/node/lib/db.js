@@ -314,9 +314,9 @@ class DB {
     if (!(target instanceof Uint8Array)) {
       throw new TypeError(`getInto: target must be a Buffer or Uint8Array, got ${describe(target)}`);
     }
-    // Read as get() reads (the all-number call), then copy: copying a
-    // value into a buffer the caller reuses is cheaper than koffi's
-    // conversion of the target as a pointer argument.
+    // Read as get() reads, through the all-number call (getIntoFast), then
+    // copy into target: a copy into memory the caller keeps reusing is
+    // cheap, and the call keeps every argument a plain number.
     const buf = this.#read(key, 'getInto');
     if (buf === undefined) return undefined;
     const n = lenOut();
