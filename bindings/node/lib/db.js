@@ -179,9 +179,10 @@ class DB {
   /** @type {object} */ #api;
   /** @type {bigint} the dbkv pointer; 0n once closed */ #db;
   /**
-   * @type {number | null} the same pointer as a number, for setFast and
-   * getIntoFast; null if it does not fit one exactly (never on x86-64 or
-   * arm64 Linux, whose user addresses are below 2^47).
+   * @type {number} the same pointer as a number, for setFast and
+   * getIntoFast; -1 if it does not fit one exactly (never on x86-64 or
+   * arm64 Linux, whose user addresses are below 2^47); 0 once closed. set()
+   * and get() test this one for closed: comparing a bigint costs ~10 ns.
    */
   #h;
   /** @type {string | undefined} */ #dir;
@@ -198,7 +199,7 @@ class DB {
   constructor(api, ptr, dir, owner) {
     this.#api = api;
     this.#db = ptr;
-    this.#h = ptr <= MAX_SAFE ? Number(ptr) : null;
+    this.#h = ptr <= MAX_SAFE ? Number(ptr) : -1;
     this.#dir = dir;
     this.#owner = owner;
   }
@@ -230,16 +231,15 @@ class DB {
    * @param {{ ttlMs?: number }} [opts]
    */
   set(key, value, opts) {
-    const db = this.#db;
-    if (db === 0n) throw closedError('set');
+    const h = this.#h;
+    if (h === 0) throw closedError('set');
     const ttl = opts === undefined ? 0 : ttlOption(opts, 'set');
     const k = KEY.bytes(key, 'set', 'key');
     const v = VAL.bytes(value, 'set', 'value');
-    const h = this.#h;
     const rc =
-      typeof k === 'number' && typeof v === 'number' && h !== null
+      typeof k === 'number' && typeof v === 'number' && h > 0
         ? this.#api.setFast(h, k, KEY.len, v, VAL.len, ttl)
-        : this.#api.set(db, k, KEY.len, v, VAL.len, ttl);
+        : this.#api.set(this.#db, k, KEY.len, v, VAL.len, ttl);
     if (rc !== OK) throw this.#fail(rc, 'set');
   }
 
@@ -249,19 +249,18 @@ class DB {
    * with its length in `LEN`; undefined if the key is missing.
    */
   #read(key, op) {
-    const db = this.#db;
-    if (db === 0n) throw closedError(op);
+    const h = this.#h;
+    if (h === 0) throw closedError(op);
     const k = KEY.bytes(key, op, 'key');
     const klen = KEY.len;
-    const h = this.#h;
-    const fast = typeof k === 'number' && h !== null && LEN_FAST;
+    const fast = typeof k === 'number' && h > 0 && LEN_FAST;
     let buf = scratch;
     let bufAddr = scratchAddr;
     for (;;) {
       const rc =
         fast && typeof bufAddr === 'number'
           ? this.#api.getIntoFast(h, k, klen, bufAddr, buf.length, LEN_ADDR)
-          : this.#api.getInto(db, k, klen, bufAddr, buf.length, LEN_ADDR);
+          : this.#api.getInto(this.#db, k, klen, bufAddr, buf.length, LEN_ADDR);
       if (rc === OK) return buf;
       if (rc === NOT_FOUND) return undefined;
       if (rc !== ERR_BUFFER_TOO_SMALL) throw this.#fail(rc, op);
@@ -785,6 +784,7 @@ class DB {
     const db = this.#db;
     if (db === 0n) return;
     this.#db = 0n;
+    this.#h = 0;
     this.#owner.db = 0n; // the finalizer has nothing left to do
     if (this.#owner.release) this.#owner.release();
     closeAll(this.#scans);
