@@ -204,3 +204,36 @@ func ExampleDB_GetInto() {
 	// done by worker 2 (16 bytes into a buffer of 256)
 	// done by worker 3 (16 bytes into a buffer of 256)
 }
+
+// MSet and MGet move many keys in one call into dbkv each (one cgo
+// crossing for the batch instead of one per key), atomically: no reader
+// sees some of the pairs without the others, and MGet reads at one point
+// in time. A missing key is a nil entry, not an error.
+func ExampleDB_MGet() {
+	db, err := dbkv.Open(dbkv.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+
+	keys := [][]byte{[]byte("user:1"), []byte("user:2"), []byte("user:3")}
+	if err := db.MSet(keys, [][]byte{[]byte("ada"), []byte("grace"), []byte("edsger")}, 0); err != nil {
+		log.Fatal(err)
+	}
+	vals, err := db.MGet(append(keys, []byte("user:4"))...)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for i, v := range vals {
+		if v == nil {
+			fmt.Printf("user:%d missing\n", i+1)
+			continue
+		}
+		fmt.Printf("user:%d = %s\n", i+1, v)
+	}
+	// Output:
+	// user:1 = ada
+	// user:2 = grace
+	// user:3 = edsger
+	// user:4 missing
+}

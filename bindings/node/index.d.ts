@@ -148,6 +148,13 @@ export class DB {
   set(key: Bytes, value: Bytes, opts?: TtlOptions): void;
   /** A copy of the value, or undefined if the key is missing or expired. */
   get(key: Bytes): Buffer | undefined;
+  /**
+   * Copies the value into target when it fits, allocating nothing; returns
+   * its length in bytes, or undefined if missing. A length above
+   * target.length means nothing was copied (retry with a larger target).
+   * Throws TypeError if target is not a Uint8Array.
+   */
+  getInto(key: Bytes, target: Uint8Array): number | undefined;
   /** The value decoded as UTF-8, or undefined if missing. */
   getString(key: Bytes): string | undefined;
   /** Whether the key existed. */

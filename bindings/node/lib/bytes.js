@@ -18,6 +18,15 @@ const { invalid } = require('./errors');
 const UTF8_MAX = 3;
 
 /**
+ * Byte arrays up to this size are copied into a Slot's scratch buffer;
+ * larger ones are passed as themselves, where the extra copy would cost
+ * more than koffi's conversion of the array saves.
+ */
+const COPY_MAX = 4096;
+
+const UTF8 = new TextEncoder();
+
+/**
  * The address of a buffer that never moves (allocUnsafeSlow of more than a
  * few bytes, or a view of an explicit ArrayBuffer), as a number when
  * it fits (koffi converts numbers faster than bigints), else a bigint.
@@ -42,13 +51,19 @@ class Slot {
     this.buf = Buffer.allocUnsafeSlow(size);
     this.addr = address(this.buf);
     this.maxChars = Math.floor(size / UTF8_MAX);
+    /** Byte arrays up to this size are copied into the scratch buffer. */
+    this.maxCopy = Math.min(size, COPY_MAX);
     /** Byte length of the last argument returned by bytes(). */
     this.len = 0;
   }
 
   /**
-   * Returns something koffi can pass as `void *` (the scratch buffer's
-   * address for a string, the array itself otherwise) and sets `len`.
+   * Returns something koffi can pass as `void *` and sets `len`: the
+   * scratch buffer's address (a number where addresses fit one) for a
+   * string or a byte array of up to COPY_MAX bytes, else a one-off Buffer
+   * or the array itself. A small array is copied (a few ns for hundreds of
+   * bytes, done by V8 without a native call) because passing its address
+   * as a number is cheaper than koffi's conversion of a typed array.
    * @param {string | Uint8Array} x
    * @param {string} op    the method, for the error message
    * @param {string} what  the argument, for the error message
@@ -56,7 +71,9 @@ class Slot {
   bytes(x, op, what) {
     if (typeof x === 'string') {
       if (x.length <= this.maxChars) {
-        this.len = this.buf.write(x);
+        // encodeInto is measurably cheaper than Buffer#write (same bytes,
+        // lone surrogates become U+FFFD in both).
+        this.len = UTF8.encodeInto(x, this.buf).written;
         return this.addr;
       }
       const b = Buffer.from(x, 'utf8');
@@ -64,7 +81,12 @@ class Slot {
       return b;
     }
     if (x instanceof Uint8Array) {
-      this.len = x.length;
+      const n = x.length;
+      this.len = n;
+      if (n <= this.maxCopy) {
+        this.buf.set(x);
+        return this.addr;
+      }
       return x;
     }
     throw invalid(op, `${what} must be a string, Buffer or Uint8Array, got ${describe(x)}`);

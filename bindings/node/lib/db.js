@@ -13,7 +13,7 @@
 const errors = require('./errors');
 const { DbkvError, fromStatus, closedError, invalid, OK, NOT_FOUND, EXISTS, LOCKED, NOT_OWNER, MISMATCH, STALE_TOKEN } = errors;
 const { Slot, Packer, bound, describe, address } = require('./bytes');
-const { copyOut, copyFromScratch } = require('./native');
+const { copyOut } = require('./native');
 const { ScanIterator, closeAll } = require('./scan');
 
 /** Scratch for keys, values and the third argument (CAS's expected value, a lock owner, a fenced write's lock key). */
@@ -31,6 +31,18 @@ const PACK = new Packer();
 const SCRATCH_MAX = 1 << 20;
 let scratch = Buffer.allocUnsafeSlow(16 * 1024);
 let scratchAddr = address(scratch);
+/**
+ * scratch[0, n) for the n of the last get(), kept so that a run of values
+ * of one size copies out with no allocation but the result's. Reset when
+ * scratch grows (comparing .buffer instead costs a runtime call per get).
+ */
+let scratchView = scratch.subarray(0, 0);
+
+/** The first n bytes of scratch, as a view. */
+function scratchPrefix(n) {
+  if (scratchView.length !== n) scratchView = scratch.subarray(0, n);
+  return scratchView;
+}
 
 /** Out parameters, reused by every call (each is read right after its call). */
 const OUT_U64 = new BigUint64Array(1);
@@ -44,6 +56,8 @@ const OUT_PTR = new BigUint64Array(1);
 const LEN = new BigUint64Array(new ArrayBuffer(8));
 const LEN32 = new Uint32Array(LEN.buffer);
 const LEN_ADDR = address(LEN);
+/** Whether get() can use getIntoFast (every pointer a number); true on 64-bit Linux. */
+const LEN_FAST = typeof LEN_ADDR === 'number';
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const LO = LITTLE_ENDIAN ? 0 : 1;
 const HI = 1 - LO;
@@ -164,6 +178,13 @@ function tokenValue(token, op) {
 class DB {
   /** @type {object} */ #api;
   /** @type {bigint} the dbkv pointer; 0n once closed */ #db;
+  /**
+   * @type {number} the same pointer as a number, for setFast and
+   * getIntoFast; -1 if it does not fit one exactly (never on x86-64 or
+   * arm64 Linux, whose user addresses are below 2^47); 0 once closed. set()
+   * and get() test this one for closed: comparing a bigint costs ~10 ns.
+   */
+  #h;
   /** @type {string | undefined} */ #dir;
   /** sync()/snapshot() calls still running on a worker thread with this handle. */
   #pending = 0;
@@ -178,6 +199,7 @@ class DB {
   constructor(api, ptr, dir, owner) {
     this.#api = api;
     this.#db = ptr;
+    this.#h = ptr <= MAX_SAFE ? Number(ptr) : -1;
     this.#dir = dir;
     this.#owner = owner;
   }
@@ -209,12 +231,15 @@ class DB {
    * @param {{ ttlMs?: number }} [opts]
    */
   set(key, value, opts) {
-    const db = this.#db;
-    if (db === 0n) throw closedError('set');
+    const h = this.#h;
+    if (h === 0) throw closedError('set');
     const ttl = opts === undefined ? 0 : ttlOption(opts, 'set');
     const k = KEY.bytes(key, 'set', 'key');
     const v = VAL.bytes(value, 'set', 'value');
-    const rc = this.#api.set(db, k, KEY.len, v, VAL.len, ttl);
+    const rc =
+      typeof k === 'number' && typeof v === 'number' && h > 0
+        ? this.#api.setFast(h, k, KEY.len, v, VAL.len, ttl)
+        : this.#api.set(this.#db, k, KEY.len, v, VAL.len, ttl);
     if (rc !== OK) throw this.#fail(rc, 'set');
   }
 
@@ -224,14 +249,18 @@ class DB {
    * with its length in `LEN`; undefined if the key is missing.
    */
   #read(key, op) {
-    const db = this.#db;
-    if (db === 0n) throw closedError(op);
+    const h = this.#h;
+    if (h === 0) throw closedError(op);
     const k = KEY.bytes(key, op, 'key');
     const klen = KEY.len;
+    const fast = typeof k === 'number' && h > 0 && LEN_FAST;
     let buf = scratch;
     let bufAddr = scratchAddr;
     for (;;) {
-      const rc = this.#api.getInto(db, k, klen, bufAddr, buf.length, LEN_ADDR);
+      const rc =
+        fast && typeof bufAddr === 'number'
+          ? this.#api.getIntoFast(h, k, klen, bufAddr, buf.length, LEN_ADDR)
+          : this.#api.getInto(this.#db, k, klen, bufAddr, buf.length, LEN_ADDR);
       if (rc === OK) return buf;
       if (rc === NOT_FOUND) return undefined;
       if (rc !== ERR_BUFFER_TOO_SMALL) throw this.#fail(rc, op);
@@ -241,6 +270,7 @@ class DB {
       if (need <= SCRATCH_MAX) {
         scratch = Buffer.allocUnsafeSlow(Math.min(SCRATCH_MAX, Math.max(need, scratch.length * 2)));
         scratchAddr = address(scratch);
+        scratchView = scratch.subarray(0, 0);
         buf = scratch;
         bufAddr = scratchAddr;
       } else {
@@ -261,9 +291,36 @@ class DB {
     const n = lenOut();
     if (buf !== scratch) return n === buf.length ? buf : buf.subarray(0, n);
     if (n === 0) return Buffer.alloc(0);
+    // A copy by V8 (TypedArray#set), not a second native call.
     const out = Buffer.allocUnsafe(n);
-    copyFromScratch(out, scratch, scratchAddr, n);
+    out.set(scratchPrefix(n));
     return out;
+  }
+
+  /**
+   * Copies the value of key into `target` when it fits, with no allocation:
+   * a loop that reads many values through one reused buffer creates no
+   * Buffer per call (get() must, and on a large data set those fresh
+   * Buffers cost more than the lookup's FFI call). Returns the value's
+   * length in bytes, or undefined if the key is missing. A length greater
+   * than target.length means the value did not fit and nothing was copied:
+   * retry with a target of at least that size.
+   * @param {string | Uint8Array} key
+   * @param {Uint8Array} target
+   * @returns {number | undefined}
+   */
+  getInto(key, target) {
+    if (!(target instanceof Uint8Array)) {
+      throw new TypeError(`getInto: target must be a Buffer or Uint8Array, got ${describe(target)}`);
+    }
+    // Read as get() reads, through the all-number call (getIntoFast), then
+    // copy into target: a copy into memory the caller keeps reusing is
+    // cheap, and the call keeps every argument a plain number.
+    const buf = this.#read(key, 'getInto');
+    if (buf === undefined) return undefined;
+    const n = lenOut();
+    if (n <= target.length) target.set(buf === scratch ? scratchPrefix(n) : buf.subarray(0, n));
+    return n;
   }
 
   /**
@@ -727,6 +784,7 @@ class DB {
     const db = this.#db;
     if (db === 0n) return;
     this.#db = 0n;
+    this.#h = 0;
     this.#owner.db = 0n; // the finalizer has nothing left to do
     if (this.#owner.release) this.#owner.release();
     closeAll(this.#scans);

@@ -14,6 +14,7 @@ const v: string = version();
 db.set('k', 'v');
 db.set(Buffer.from('k'), new Uint8Array([1, 2]), { ttlMs: 10 });
 const got: Buffer | undefined = db.get('k');
+const gotLen: number | undefined = db.getInto('k', new Uint8Array(64));
 const text: string | undefined = db.getString('k');
 const deleted: boolean = db.delete('k');
 const present: boolean = db.exists('k');
@@ -42,7 +43,7 @@ const count: number = db.count();
 const stats: Stats = db.stats();
 const failed: boolean = stats.failed;
 const done: Promise<void> = db.sync().then(() => db.snapshot());
-void [got, text, deleted, present, n, big, stored, swapped, expired, left, values, removed, fence, released, fenced, fencedDelete, count, failed, done, v];
+void [got, gotLen, text, deleted, present, n, big, stored, swapped, expired, left, values, removed, fence, released, fenced, fencedDelete, count, failed, done, v];
 
 try {
   db.get('k');
