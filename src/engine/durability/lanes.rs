@@ -324,6 +324,23 @@ mod tests {
     }
 
     #[test]
+    fn a_lane_that_starts_past_a_gap_is_carried_whole() {
+        let mut m = Merger::default();
+        let mut a = Vec::new();
+        set(b"b").encode_unsealed(2, &mut a);
+        set(b"c").encode_unsealed(3, &mut a);
+        m.runs.push(a);
+        let mut batch = Vec::new();
+        assert_eq!(merge_into(&mut m, 1, &mut batch), 1);
+        assert!(batch.is_empty());
+        let mut b = Vec::new();
+        set(b"a").encode_unsealed(1, &mut b);
+        m.runs.push(b);
+        assert_eq!(merge_into(&mut m, 1, &mut batch), 4);
+        assert_eq!(lsns(&batch), vec![1, 2, 3]);
+    }
+
+    #[test]
     fn a_full_lane_refuses_room_until_collected() {
         let lanes = Lanes::new(1);
         let big = vec![0u8; MAX_LANE_BYTES];
