@@ -42,6 +42,12 @@ pub(super) const MAX_LANE_BYTES: usize = 16 << 20;
 /// to the allocator after the flush instead of being reused.
 pub(super) const KEEP_BUFFER_BYTES: usize = 8 << 20;
 
+/// Lane buffers kept for reuse: at most this many, each at most
+/// `RECYCLE_BYTES` (a lane grows past it only under back-pressure or for a
+/// large value), so idle lanes of many threads pin little memory.
+const RECYCLE_COUNT: usize = 8;
+const RECYCLE_BYTES: usize = 4 * WRITE_EARLY_BYTES;
+
 /// One cache line (two, for adjacent-line prefetch) per lane, so writers on
 /// different lanes never share one.
 #[repr(align(128))]
@@ -185,7 +191,7 @@ fn lsn_of(buf: &[u8], at: usize) -> u64 {
 
 impl Merger {
     fn recycle(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() <= KEEP_BUFFER_BYTES && self.spare.len() < LANES {
+        if buf.capacity() <= RECYCLE_BYTES && self.spare.len() < RECYCLE_COUNT {
             buf.clear();
             self.spare.push(buf);
         }
