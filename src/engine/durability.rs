@@ -181,7 +181,7 @@ impl Shared {
                 drop(self.durable.wait(q).unwrap_or_else(|p| p.into_inner()));
             } else {
                 drop(q);
-                self.flush(true)?;
+                self.flush_to(true, lsn)?;
                 if self.durable_lsn.load(Ordering::Acquire) < lsn {
                     // A record before `lsn` was still being encoded on
                     // another lane; let its writer finish.
@@ -207,6 +207,13 @@ impl Shared {
     /// Writes everything queued (and fsyncs if `sync`) unless another
     /// thread is flushing; returns whether this call did the flush.
     fn flush(&self, sync: bool) -> Result<bool> {
+        self.flush_to(sync, 0)
+    }
+
+    /// `flush`, for a leader that waits for record `want`: if a record
+    /// before it is still being encoded on another lane, collects again
+    /// (a few times, yielding) so that one write and one fsync cover it.
+    fn flush_to(&self, sync: bool, want: u64) -> Result<bool> {
         {
             let mut q = self.queue();
             if q.flushing || self.is_failed() {
@@ -219,6 +226,13 @@ impl Shared {
         }
         let mut io = relock(&self.io);
         self.lanes.collect(&mut io.merger);
+        for _ in 0..3 {
+            if want < io.next_lsn || io.merger.covers(io.next_lsn, want) {
+                break;
+            }
+            std::thread::yield_now();
+            self.lanes.collect(&mut io.merger);
+        }
         {
             let mut q = self.queue();
             q.collections += 1;

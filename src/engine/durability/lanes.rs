@@ -229,6 +229,13 @@ impl Merger {
         next + written as u64
     }
 
+    /// Whether the records taken hold every LSN from `next` to `want`.
+    pub fn covers(&self, next: u64, want: u64) -> bool {
+        let held = self.runs.iter().chain(std::iter::once(&self.carry));
+        let count: u64 = held.map(|run| record_starts(run).filter(|&at| (next..=want).contains(&lsn_of(run, at))).count() as u64).sum();
+        count == want - next + 1
+    }
+
     /// The common case, one lane whose records are exactly `next, next +
     /// 1, ...`: hands them out in place; `None` (having handed out nothing)
     /// if the run is not that.
@@ -317,11 +324,13 @@ mod tests {
         set(b"c").encode_unsealed(3, &mut a);
         m.runs.push(a);
         let mut batch = Vec::new();
+        assert!(m.covers(1, 1) && !m.covers(1, 3));
         assert_eq!(merge_into(&mut m, 1, &mut batch), 2);
         assert_eq!(lsns(&batch), vec![1]);
         let mut b = Vec::new();
         set(b"b").encode_unsealed(2, &mut b);
         m.runs.push(b);
+        assert!(m.covers(2, 3));
         lanes.collect(&mut m); // nothing dirty: adds no run
         batch.clear();
         assert_eq!(merge_into(&mut m, 2, &mut batch), 4);
