@@ -96,7 +96,7 @@ fn concurrent_writers_lanes_merge_into_consecutive_lsns() {
     use dbkv::persistence::wal::{parse_segment_name, records_with_offsets, Scan};
     let dir = temp_dir("lanes");
     let mut opts = disk_opts(&dir, SyncMode::Interval);
-    opts.wal_segment_bytes = 256 << 10;
+    opts.wal_segment_bytes = 64 << 10;
     opts.snapshot_ops = 0;
     opts.snapshot_interval_secs = 0;
     let e = Engine::open(opts).unwrap();
