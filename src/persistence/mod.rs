@@ -10,6 +10,7 @@ pub mod retention;
 pub mod segment_writer;
 pub mod snapshot;
 pub mod snapshot_coll;
+pub mod snapshot_load;
 pub mod vfs;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim_vfs;

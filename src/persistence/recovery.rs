@@ -33,19 +33,23 @@ pub enum RecoveryMode {
     SkipCorrupted = 2,
 }
 
-/// Where recovered state goes (the engine).
-pub trait Sink {
-    /// Snapshot entries, in file order, a batch at a time.
-    fn entries(&mut self, batch: &[SnapEntry<'_>]);
+/// Where recovered state goes (the engine). Shared with the threads that
+/// load snapshot sections and apply WAL records while the next ones are read.
+pub trait Sink: Send + Sync {
+    /// Snapshot entries, a batch at a time, called from several threads at
+    /// once: every entry of one key comes in file order in one call or in
+    /// successive calls from one thread (snapshot sections are per shard).
+    fn entries(&self, batch: &[SnapEntry<'_>]);
     /// A snapshot verified and all its entries were passed to `entries`;
     /// its tail records follow through `records`.
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]);
     /// Forget everything passed so far (a snapshot turned out unusable).
     fn reset(&mut self);
-    /// WAL records with their LSNs, in LSN order, a batch at a time.
-    fn records(&mut self, batch: &[(u64, RecordView<'_>)]);
+    /// WAL records with their LSNs, in LSN order, a batch at a time (from
+    /// one thread at a time, not always the same one).
+    fn records(&self, batch: &[(u64, RecordView<'_>)]);
     /// About `n` keys are on their way: size tables once, not by doubling.
-    fn reserve(&mut self, n: u64);
+    fn reserve(&self, n: u64);
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,11 +129,11 @@ pub fn plan(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode) -> Result<Plan> {
 struct Discard;
 
 impl Sink for Discard {
-    fn entries(&mut self, _: &[SnapEntry<'_>]) {}
+    fn entries(&self, _: &[SnapEntry<'_>]) {}
     fn snapshot_loaded(&mut self, _: &SnapshotMeta, _: &[u64]) {}
     fn reset(&mut self) {}
-    fn records(&mut self, _: &[(u64, RecordView<'_>)]) {}
-    fn reserve(&mut self, _: u64) {}
+    fn records(&self, _: &[(u64, RecordView<'_>)]) {}
+    fn reserve(&self, _: u64) {}
 }
 
 pub fn recover(vfs: &dyn Vfs, dir: &Path, run: Run<'_>, sink: &mut dyn Sink) -> Result<Recovered> {
@@ -164,7 +168,7 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, run: Run<'_>, sink: &mut dyn Sink) -> 
     let cut = chosen.cut;
     check_reachable(dir, &snapshots, have_snapshot, cut, &segments)?;
 
-    let mut replay = Replay::new(vfs, dir, mode, sink, &chosen, progress);
+    let mut replay = Replay::new(vfs, dir, mode, &*sink, &chosen, progress);
     let kept = replay.segments(&segments)?;
     let wal_end = replay.last_lsn.max(kept.last().map_or(0, |f| f - 1));
     if mode == RecoveryMode::Absolute && !replay.resume_found {
@@ -229,13 +233,15 @@ fn refuse_unknown_versions(vfs: &dyn Vfs, dir: &Path, segments: &[u64], snapshot
     for (name, is_segment) in names {
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
-        let version = if is_segment { wal::segment_version(&image) } else { snapshot::snapshot_version(&image) };
-        if let Some(v) = version.filter(|&v| !wal::readable_version(v)) {
+        let (version, readable, (min, max)) = if is_segment {
+            (wal::segment_version(&image), wal::readable_version as fn(u32) -> bool, (wal::SEGMENT_MIN_VERSION, wal::SEGMENT_VERSION))
+        } else {
+            (snapshot::snapshot_version(&image), snapshot::readable_snapshot_version as fn(u32) -> bool, (snapshot::SNAPSHOT_MIN_VERSION, snapshot::SNAPSHOT_VERSION))
+        };
+        if let Some(v) = version.filter(|&v| !readable(v)) {
             return Err(Error::Corruption(format!(
-                "{} is format version {v}; this build reads versions {} to {} (refusing to open, nothing modified)",
+                "{} is format version {v}; this build reads versions {min} to {max} (refusing to open, nothing modified)",
                 path.display(),
-                wal::SEGMENT_MIN_VERSION,
-                wal::SEGMENT_VERSION
             )));
         }
     }
@@ -294,7 +300,7 @@ fn choose_snapshot(
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
         sink.reserve(snapshot::entry_count_hint(&image));
-        let loaded = load_entries(&name, &image, sink, &mut *found.progress).and_then(|l| {
+        let loaded = load_entries(&name, &image, &*sink, &mut *found.progress).and_then(|l| {
             if l.cut.cut_lsn == snap {
                 Ok(l)
             } else {
@@ -333,25 +339,20 @@ fn choose_snapshot(
     Ok(None)
 }
 
-fn load_entries(name: &str, image: &[u8], sink: &mut dyn Sink, progress: &mut dyn FnMut(Progress)) -> Result<LoadedSnapshot> {
+fn load_entries(name: &str, image: &[u8], sink: &dyn Sink, progress: &mut dyn FnMut(Progress)) -> Result<LoadedSnapshot> {
     let total = image.len() as u64;
-    // Entries arrive without their offsets: progress is estimated from the
-    // count the header announces.
-    let hint = snapshot::entry_count_hint(image).max(1);
-    let (mut batch, mut seen) = (Vec::with_capacity(BATCH), 0u64);
-    let loaded = snapshot::load(name, image, |e| {
-        batch.push(e);
-        if batch.len() == BATCH {
-            sink.entries(&batch);
-            batch.clear();
-            seen += BATCH as u64;
-            progress(Progress { phase: Phase::LoadSnapshot, done: (total as u128 * seen.min(hint) as u128 / hint as u128) as u64, total });
-        }
-    });
-    sink.entries(&batch);
-    progress(Progress { phase: Phase::LoadSnapshot, done: total, total });
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
+    let mut report = |done: u64| progress(Progress { phase: Phase::LoadSnapshot, done: done.min(total), total });
+    let loaded = snapshot::load_parallel(name, image, workers, &|batch| sink.entries(batch), &mut report);
+    report(total);
     loaded
 }
+
+/// Stream bytes of each segment sampled to estimate its record count.
+const HINT_SAMPLE: usize = 1 << 20;
+
+/// Threads that load snapshot sections at once.
+const MAX_WORKERS: usize = 8;
 
 /// Where recovery collects the repairs it will make and what it reports,
 /// and whom it tells how far it has got.
@@ -362,7 +363,7 @@ struct Found<'a, 'p> {
 }
 
 /// Applies the snapshot's tail records (verified by `snapshot::load`).
-fn replay_tail(image: &[u8], loaded: &LoadedSnapshot, sink: &mut dyn Sink) {
+fn replay_tail(image: &[u8], loaded: &LoadedSnapshot, sink: &dyn Sink) {
     let stream = &image[loaded.tail.clone()];
     let mut batch = Vec::new();
     let mut at = 0;
@@ -380,7 +381,10 @@ struct Replay<'a> {
     vfs: &'a dyn Vfs,
     dir: &'a Path,
     mode: RecoveryMode,
-    sink: &'a mut dyn Sink,
+    sink: &'a dyn Sink,
+    /// The logical stream of the segment being read, reused across
+    /// segments (its pages are faulted in once).
+    stream_buf: Vec<u8>,
     stats: RecoveryStats,
     repairs: Vec<Repair>,
     findings: Vec<Finding>,
@@ -418,11 +422,11 @@ enum SegmentEnd {
 }
 
 impl<'a> Replay<'a> {
-    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, snap: &Chosen, progress: &'a mut dyn FnMut(Progress)) -> Replay<'a> {
+    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a dyn Sink, snap: &Chosen, progress: &'a mut dyn FnMut(Progress)) -> Replay<'a> {
         let stats = RecoveryStats::default();
         let (cut, token, resume, resume_check) = (snap.cut, snap.token, snap.resume, snap.resume_check);
         let (findings, total_bytes, done_bytes) = (Vec::new(), 0, 0);
-        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), findings, progress, total_bytes, done_bytes, cut, resume, resume_check, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
+        Replay { vfs, dir, mode, sink, stream_buf: Vec::new(), stats, repairs: Vec::new(), findings, progress, total_bytes, done_bytes, cut, resume, resume_check, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
     }
 
     fn map(&self, first: u64) -> Result<(String, PathBuf, super::vfs::Image)> {
@@ -444,7 +448,7 @@ impl<'a> Replay<'a> {
         let (mut hint, mut sizes) = (0, vec![0u64; segments.len()]);
         for (i, &first) in segments.iter().enumerate().filter(|(_, &f)| f >= resume_segment) {
             let image = self.map(first)?.2;
-            hint += block::count_records(&image);
+            hint += block::estimate_records(&image, HINT_SAMPLE);
             sizes[i] = image.len() as u64;
         }
         self.total_bytes = sizes.iter().sum();
@@ -497,9 +501,17 @@ impl<'a> Replay<'a> {
 
     fn segment(&mut self, first: u64, next_first: Option<u64>, start: usize) -> Result<SegmentEnd> {
         let (name, path, image) = self.map(first)?;
-        let stream = block::deblock(&image);
+        let mut stream = std::mem::take(&mut self.stream_buf);
+        block::deblock_into(&image, &mut stream);
         let seg = Seg { name: &name, path: &path, image: &image, stream: &stream, first };
-        let mut header = match wal::decode_segment_header(&name, &image) {
+        let end = self.segment_stream(&seg, next_first, start);
+        self.stream_buf = stream;
+        end
+    }
+
+    fn segment_stream(&mut self, seg: &Seg<'_>, next_first: Option<u64>, start: usize) -> Result<SegmentEnd> {
+        let (name, first, stream) = (seg.name, seg.first, seg.stream);
+        let mut header = match wal::decode_segment_header(name, seg.image) {
             // Reading starts after the cut: a damaged header loses nothing
             // (block headers are bound to the LSN in the file name).
             _ if start > 0 => None,
@@ -510,7 +522,7 @@ impl<'a> Replay<'a> {
         // The snapshot's resume offset is trusted only while the record it
         // names (record `cut`) still ends there: bytes inserted or removed
         // before it would otherwise make it point into a value.
-        let moved = start > 0 && !follows_record(&stream, start, self.resume_check);
+        let moved = start > 0 && !follows_record(stream, start, self.resume_check);
         // The WAL continues the snapshot if this segment reaches its resume
         // offset, or starts right after the cut.
         self.resume_found |= (start > 0 && start <= stream.len() && !moved) || first == self.cut + 1;
@@ -525,7 +537,7 @@ impl<'a> Replay<'a> {
                 if header.is_none() {
                     // The segment itself is intact: losing what precedes it
                     // is damage at its start.
-                    match self.lost(&seg, 0, None, reason, true)? {
+                    match self.lost(seg, 0, None, reason, true)? {
                         SegmentEnd::Complete => {}
                         stop => return Ok(stop),
                     }
@@ -539,16 +551,25 @@ impl<'a> Replay<'a> {
             Some(h) => Some((h, true)),
             None => moved.then(|| (format!("{name} at offset {}: the record before the snapshot's resume position is not the one the snapshot names", block::physical(start)), false)),
         };
-        let mut batch = Vec::with_capacity(1024);
-        let end = self.read_stream(&seg, next_first, damage, start, &mut batch);
-        self.sink.records(&batch);
-        end
+        // Batches are applied on a helper thread while this one reads and
+        // verifies the next: reading and inserting overlap.
+        let sink = self.sink;
+        std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, RecordView<'_>)>>(PIPELINE_DEPTH);
+            let applier = scope.spawn(move || rx.into_iter().for_each(|batch| sink.records(&batch)));
+            let mut out = Batches { tx, batch: Vec::with_capacity(PIPELINE_BATCH) };
+            let end = self.read_stream(seg, next_first, damage, start, &mut out);
+            out.flush();
+            drop(out);
+            applier.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            end
+        })
     }
 
     /// Reads the records of one segment's stream from `start`, applying
     /// those after the cut; `damage` is damage found before reading (with
     /// whether it is in the segment header, which loses the whole file).
-    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, mut damage: Option<(String, bool)>, start: usize, batch: &mut Vec<(u64, RecordView<'s>)>) -> Result<SegmentEnd> {
+    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, mut damage: Option<(String, bool)>, start: usize, batch: &mut Batches<'s>) -> Result<SegmentEnd> {
         let mut at = start;
         loop {
             if let Some((reason, in_header)) = damage.take() {
@@ -558,8 +579,7 @@ impl<'a> Replay<'a> {
                     let reason = format!("{reason} (only records the snapshot already holds are affected)");
                     self.findings.push(Finding { file: seg.path.to_path_buf(), offset, reason, action: Action::Ignore });
                 } else {
-                    self.sink.records(batch);
-                    batch.clear();
+                    batch.flush();
                     if let stop @ SegmentEnd::Stop { .. } = self.lost(seg, at, resume, reason, in_header)? {
                         return Ok(stop);
                     }
@@ -588,7 +608,7 @@ impl<'a> Replay<'a> {
         }
     }
 
-    fn take<'s>(&mut self, lsn: u64, record: RecordView<'s>, batch: &mut Vec<(u64, RecordView<'s>)>) {
+    fn take<'s>(&mut self, lsn: u64, record: RecordView<'s>, batch: &mut Batches<'s>) {
         if let RecordView::Lock { token, .. } = &record {
             self.max_token = self.max_token.max(*token);
         }
@@ -598,10 +618,6 @@ impl<'a> Replay<'a> {
         if lsn > self.cut {
             batch.push((lsn, record));
             self.stats.wal_records += 1;
-            if batch.len() == BATCH {
-                self.sink.records(batch);
-                batch.clear();
-            }
         }
     }
 
@@ -697,6 +713,40 @@ fn follows_record(stream: &[u8], end: usize, check: u64) -> bool {
     let start = end.checked_sub(RECORD_PREFIX + len);
     start.and_then(|s| stream.get(s..s + RECORD_PREFIX)).is_some_and(|p| prefix_word(p) == check)
 }
+
+/// Records read but not yet applied, and the way to the thread that
+/// applies them.
+struct Batches<'s> {
+    tx: std::sync::mpsc::SyncSender<Vec<(u64, RecordView<'s>)>>,
+    batch: Vec<(u64, RecordView<'s>)>,
+}
+
+impl<'s> Batches<'s> {
+    fn push(&mut self, r: (u64, RecordView<'s>)) {
+        self.batch.push(r);
+        if self.batch.len() == PIPELINE_BATCH {
+            self.flush();
+        }
+    }
+
+    /// Hands what was read so far to the applier (in LSN order: one
+    /// channel, one applier).
+    fn flush(&mut self) {
+        if !self.batch.is_empty() {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(PIPELINE_BATCH));
+            // The applier only stops when this side hangs up; if it died,
+            // its panic is re-raised when it is joined.
+            let _ = self.tx.send(full);
+        }
+    }
+}
+
+/// Records per batch handed to the applier: small enough that reading and
+/// applying overlap within a segment, large enough to keep the applier's
+/// own worker threads busy.
+const PIPELINE_BATCH: usize = 16 << 10;
+/// Batches read ahead of the applier.
+const PIPELINE_DEPTH: usize = 2;
 
 /// One segment being replayed: its file image and logical stream.
 struct Seg<'s> {
