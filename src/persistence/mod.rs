@@ -6,6 +6,7 @@ pub mod coll_record;
 pub mod inspect;
 pub mod record;
 pub mod recovery;
+mod replay;
 pub mod retention;
 pub mod segment_writer;
 pub mod snapshot;
