@@ -13,13 +13,13 @@ use super::collections;
 use super::entry::{Entry, Value};
 use super::list::List;
 use super::zset::ZSet;
-use super::hash::shard_of;
+use super::hash::{shard_of, shard_of_hash};
 use super::shard::ShardData;
-use std::sync::RwLockWriteGuard;
 use super::table::Hashed;
+use std::sync::RwLockWriteGuard;
 use super::Inner;
 use crate::persistence::record::RecordView;
-use crate::persistence::recovery::Sink;
+use crate::persistence::recovery::{Routed, Sink};
 use crate::persistence::snapshot::{SnapEntry, SnapshotMeta, KIND_INT};
 use crate::persistence::snapshot_coll::{decode_list_chunk, decode_zset_chunk, split_lock, KIND_LIST, KIND_LIST_MORE, KIND_LOCK, KIND_ZSET, KIND_ZSET_MORE};
 
@@ -80,49 +80,50 @@ impl Restore<'_> {
         }
     }
 
-    /// Applies the parts of `rec` whose keys lie in the shards `mine` holds.
-    fn apply_record(&self, lsn: u64, rec: &RecordView<'_>, mine: &mut Owned<'_>) {
+    /// Applies the parts of `rec` whose keys lie in the shards `mine`
+    /// holds; `hash` is its key's hash if the reader routed it here.
+    fn apply_record(&self, lsn: u64, rec: &RecordView<'_>, hash: Option<u64>, mine: &mut Owned<'_>) {
         match rec {
             RecordView::Set { key, value, expires_at } => {
-                if let Some((s, hk)) = self.wanted(mine, key, lsn) {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
                     s.load(hk, Value::Bytes(value), *expires_at)
                 }
             }
             RecordView::SetInt { key, value, expires_at } => {
-                if let Some((s, hk)) = self.wanted(mine, key, lsn) {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
                     s.load(hk, Value::Int(*value), *expires_at)
                 }
             }
             RecordView::Delete { key } => {
-                if let Some((s, hk)) = self.wanted(mine, key, lsn) {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
                     s.remove_any(hk);
                 }
             }
             RecordView::Expire { key, expires_at } => {
-                if let Some((s, hk)) = self.wanted(mine, key, lsn) {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
                     s.set_expiry(hk, *expires_at)
                 }
             }
             RecordView::Lock { key, owner, expires_at, token } => {
-                if let Some((s, hk)) = self.wanted(mine, key, lsn) {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
                     s.put_lock(hk, owner, *token, *expires_at)
                 }
             }
             RecordView::Coll(op) => {
-                if let Some((s, _)) = self.wanted(mine, op.key(), lsn) {
+                if let Some((s, _)) = self.wanted(mine, op.key(), hash, lsn) {
                     collections::apply(s, op);
                 }
             }
             RecordView::MSet { pairs, expires_at } => {
                 for (k, v) in pairs {
-                    if let Some((s, hk)) = self.wanted(mine, k, lsn) {
+                    if let Some((s, hk)) = self.wanted(mine, k, hash, lsn) {
                         s.load(hk, Value::Bytes(v), *expires_at);
                     }
                 }
             }
             RecordView::MDel { keys } => {
                 for k in keys {
-                    if let Some((s, hk)) = self.wanted(mine, k, lsn) {
+                    if let Some((s, hk)) = self.wanted(mine, k, hash, lsn) {
                         s.remove_any(hk);
                     }
                 }
@@ -136,7 +137,7 @@ impl Restore<'_> {
             }
             RecordView::Batch { ops } => {
                 for op in ops {
-                    self.apply_record(lsn, op, mine);
+                    self.apply_record(lsn, op, None, mine);
                 }
             }
         }
@@ -145,28 +146,11 @@ impl Restore<'_> {
     /// The key's shard, locked, if this worker owns it and the snapshot
     /// does not already hold the effect of record `lsn` on it. Each key is
     /// hashed once, for its shard and its table (reopen's hot path).
-    fn wanted<'m, 'k>(&self, mine: &'m mut Owned<'_>, key: &'k [u8], lsn: u64) -> Option<(&'m mut ShardData, Hashed<'k>)> {
-        if self.covered(key, lsn) {
-            return None;
-        }
-        mine.get(self.inner, key)
-    }
-
-    /// Runs `work(worker, workers)` on every core. Each worker owns a run
-    /// of engine shards and walks the whole batch in order, so every key
-    /// still sees its records in LSN order.
-    fn in_parallel(&self, items: usize, work: impl Fn(usize, usize) + Sync) {
-        let workers = if items < PARALLEL_MIN { 1 } else { self.workers };
-        if workers == 1 {
-            return work(0, 1);
-        }
-        std::thread::scope(|scope| {
-            for w in 1..workers {
-                let work = &work;
-                scope.spawn(move || work(w, workers));
-            }
-            work(0, workers);
-        });
+    fn wanted<'m, 'k>(&self, mine: &'m mut Owned<'_>, key: &'k [u8], hash: Option<u64>, lsn: u64) -> Option<(&'m mut ShardData, Hashed<'k>)> {
+        // Ownership first: `covered` hashes the key again, under the
+        // snapshot's seed, and a record not routed here comes to every part.
+        let (s, hk) = mine.get(self.inner, key, hash)?;
+        (!self.covered(key, lsn)).then_some((s, hk))
     }
 
     /// Worker `worker`'s shards, locked for the whole batch: nothing else
@@ -174,9 +158,16 @@ impl Restore<'_> {
     /// replaces one per record, and a worker hashes each key only once.
     fn lock_owned(&self, worker: usize, workers: usize) -> Owned<'_> {
         let n = self.inner.shards.len();
-        let range = worker * n / workers..(worker + 1) * n / workers;
-        Owned { first: range.start, guards: self.inner.shards[range].iter().map(|s| s.write()).collect() }
+        let first = (0..n).position(|i| part_of(i, n, workers) == worker).unwrap_or(n);
+        let owned = self.inner.shards[first..].iter().enumerate().take_while(|(j, _)| part_of(first + j, n, workers) == worker);
+        Owned { first, guards: owned.map(|(_, s)| s.write()).collect() }
     }
+}
+
+/// The part (of `parts`) that shard `i` of `n` belongs to: runs of
+/// neighbouring shards, as even as the counts allow.
+fn part_of(i: usize, n: usize, parts: usize) -> usize {
+    i * parts / n
 }
 
 /// A run of shards one worker holds locked, from shard index `first`.
@@ -187,9 +178,12 @@ struct Owned<'a> {
 
 impl Owned<'_> {
     /// The key's shard if it is one of these, and the key with the hash
-    /// that chose it.
-    fn get<'m, 'k>(&'m mut self, inner: &Inner, key: &'k [u8]) -> Option<(&'m mut ShardData, Hashed<'k>)> {
-        let (i, hk) = inner.index_hashed(key);
+    /// that chose it (`hash` if the reader computed it already).
+    fn get<'m, 'k>(&'m mut self, inner: &Inner, key: &'k [u8], hash: Option<u64>) -> Option<(&'m mut ShardData, Hashed<'k>)> {
+        let (i, hk) = match hash {
+            Some(hash) => (shard_of_hash(hash, inner.shards.len() as u32), Hashed { key, hash }),
+            None => inner.index_hashed(key),
+        };
         let s = self.guards.get_mut(i.checked_sub(self.first)?)?;
         Some((&mut **s, hk))
     }
@@ -229,9 +223,6 @@ fn apply_entry(s: &mut ShardData, hk: Hashed<'_>, e: &SnapEntry<'_>) {
     }
 }
 
-/// Batches smaller than this are applied on the calling thread.
-const PARALLEL_MIN: usize = 4096;
-
 impl Sink for Restore<'_> {
     fn entries(&self, batch: &[SnapEntry<'_>]) {
         self.apply_entries(batch);
@@ -248,14 +239,23 @@ impl Sink for Restore<'_> {
         }
     }
 
-    fn records(&self, batch: &[(u64, RecordView<'_>)]) {
-        let this = self;
-        this.in_parallel(batch.len(), |w, n| {
-            let mut mine = this.lock_owned(w, n);
-            for (lsn, rec) in batch {
-                this.apply_record(*lsn, rec, &mut mine);
-            }
-        });
+    fn records(&self, batch: &[Routed<'_>], part: usize, parts: usize) {
+        // Each part is a run of shards; a key always routes to the same
+        // part, whose thread applies its batches in order, so every key
+        // sees its records in LSN order.
+        let mut mine = self.lock_owned(part, parts);
+        for r in batch {
+            self.apply_record(r.lsn, &r.record, r.key_hash, &mut mine);
+        }
+    }
+
+    fn route(&self, key: &[u8], parts: usize) -> (usize, u64) {
+        let (i, hk) = self.inner.index_hashed(key);
+        (part_of(i, self.inner.shards.len(), parts), hk.hash)
+    }
+
+    fn parts(&self) -> usize {
+        self.workers
     }
 
     fn reserve(&self, n: u64) {

@@ -45,11 +45,32 @@ pub trait Sink: Send + Sync {
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]);
     /// Forget everything passed so far (a snapshot turned out unusable).
     fn reset(&mut self);
-    /// WAL records with their LSNs, in LSN order, a batch at a time (from
-    /// one thread at a time, not always the same one).
-    fn records(&self, batch: &[(u64, RecordView<'_>)]);
+    /// WAL records in LSN order, a batch at a time: apply the parts of
+    /// them that belong to part `part` of `parts` (a partition of the keys
+    /// the sink chooses, e.g. by shard). Each part's batches come in order
+    /// from one thread, the parts concurrently, so no part waits for
+    /// another between batches. A record of one key routed by `route`
+    /// comes only to its part, with the hash `route` returned.
+    fn records(&self, batch: &[Routed<'_>], part: usize, parts: usize);
+    /// How many parts `records` splits the keys into (threads that apply
+    /// WAL records at once).
+    fn parts(&self) -> usize;
+    /// The part of `parts` that `key` belongs to, and the key's hash as
+    /// `records` wants it back: computed by the thread that reads the WAL,
+    /// while the key is in its cache.
+    fn route(&self, key: &[u8], parts: usize) -> (usize, u64);
     /// About `n` keys are on their way: size tables once, not by doubling.
     fn reserve(&self, n: u64);
+}
+
+/// A WAL record on its way to the sink.
+pub struct Routed<'a> {
+    pub lsn: u64,
+    pub record: RecordView<'a>,
+    /// For a record of one key routed to one part: the key's hash from
+    /// `Sink::route`. None: the record goes to every part, and each applies
+    /// the keys that are its own.
+    pub key_hash: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,7 +153,13 @@ impl Sink for Discard {
     fn entries(&self, _: &[SnapEntry<'_>]) {}
     fn snapshot_loaded(&mut self, _: &SnapshotMeta, _: &[u64]) {}
     fn reset(&mut self) {}
-    fn records(&self, _: &[(u64, RecordView<'_>)]) {}
+    fn records(&self, _: &[Routed<'_>], _: usize, _: usize) {}
+    fn route(&self, _: &[u8], _: usize) -> (usize, u64) {
+        (0, 0)
+    }
+    fn parts(&self) -> usize {
+        1
+    }
     fn reserve(&self, _: u64) {}
 }
 
@@ -365,13 +392,24 @@ fn replay_tail(image: &[u8], loaded: &LoadedSnapshot, sink: &dyn Sink) {
     let mut batch = Vec::new();
     let mut at = 0;
     while let ScanView::Record { len, lsn, record } = wal::read_view(stream, at) {
-        batch.push((lsn, record));
+        batch.push(Routed { lsn, record, key_hash: None });
         at += len;
         if at >= stream.len() {
             break;
         }
     }
-    sink.records(&batch);
+    apply_parts(sink, &batch);
+}
+
+/// Applies `batch` on one thread per part of the sink.
+fn apply_parts(sink: &dyn Sink, batch: &[Routed<'_>]) {
+    let parts = sink.parts().max(1);
+    std::thread::scope(|scope| {
+        for part in 1..parts {
+            scope.spawn(move || sink.records(batch, part, parts));
+        }
+        sink.records(batch, 0, parts);
+    });
 }
 
 /// What recovery does with one piece of damage.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::block;
 use super::record::{prefix_word, RecordView, RECORD_PREFIX};
-use super::recovery::{io_err, Action, Chosen, Finding, Phase, Progress, RecoveryMode, RecoveryStats, Repair, Sink, BATCH};
+use super::recovery::{io_err, Action, Chosen, Finding, Phase, Progress, RecoveryMode, RecoveryStats, Repair, Routed, Sink, BATCH};
 use super::vfs::Vfs;
 use super::wal::{self, ScanView};
 use crate::error::{Error, Result};
@@ -191,17 +191,27 @@ impl<'a> Replay<'a> {
             Some(h) => Some((h, true)),
             None => moved.then(|| (format!("{name} at offset {}: the record before the snapshot's resume position is not the one the snapshot names", block::physical(start)), false)),
         };
-        // Batches are applied on a helper thread while this one reads and
-        // verifies the next: reading and inserting overlap.
+        // Batches are applied by one thread per part of the sink while
+        // this one reads, verifies and routes the next: reading and
+        // inserting overlap, and the parts never wait for each other
+        // within a segment.
         let sink = self.sink;
+        let parts = sink.parts().max(1);
         std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(u64, RecordView<'_>)>>(PIPELINE_DEPTH);
-            let applier = scope.spawn(move || rx.into_iter().for_each(|batch| sink.records(&batch)));
-            let mut out = Batches { tx, batch: Vec::with_capacity(PIPELINE_BATCH) };
+            let mut txs = Vec::with_capacity(parts);
+            let mut appliers = Vec::with_capacity(parts);
+            for part in 0..parts {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Routed<'_>>>(PIPELINE_DEPTH);
+                txs.push(tx);
+                appliers.push(scope.spawn(move || rx.into_iter().for_each(|batch| sink.records(&batch, part, parts))));
+            }
+            let mut out = Batches { sink, batches: (0..parts).map(|_| Vec::with_capacity(PIPELINE_BATCH / parts)).collect(), read: 0, txs };
             let end = self.read_stream(seg, next_first, damage, start, &mut out);
             out.flush();
             drop(out);
-            applier.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            for a in appliers {
+                a.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            }
             end
         })
     }
@@ -209,7 +219,7 @@ impl<'a> Replay<'a> {
     /// Reads the records of one segment's stream from `start`, applying
     /// those after the cut; `damage` is damage found before reading (with
     /// whether it is in the segment header, which loses the whole file).
-    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, mut damage: Option<(String, bool)>, start: usize, batch: &mut Batches<'s>) -> Result<SegmentEnd> {
+    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, mut damage: Option<(String, bool)>, start: usize, batch: &mut Batches<'s, '_>) -> Result<SegmentEnd> {
         let mut at = start;
         loop {
             if let Some((reason, in_header)) = damage.take() {
@@ -248,7 +258,7 @@ impl<'a> Replay<'a> {
         }
     }
 
-    fn take<'s>(&mut self, lsn: u64, record: RecordView<'s>, batch: &mut Batches<'s>) {
+    fn take<'s>(&mut self, lsn: u64, record: RecordView<'s>, batch: &mut Batches<'s, '_>) {
         if let RecordView::Lock { token, .. } = &record {
             self.max_token = self.max_token.max(*token);
         }
@@ -256,7 +266,7 @@ impl<'a> Replay<'a> {
         self.max_lsn_seen = self.max_lsn_seen.max(lsn);
         self.expected = lsn + 1;
         if lsn > self.cut {
-            batch.push((lsn, record));
+            batch.push(lsn, record);
             self.stats.wal_records += 1;
         }
     }
@@ -354,38 +364,69 @@ fn follows_record(stream: &[u8], end: usize, check: u64) -> bool {
     start.and_then(|s| stream.get(s..s + RECORD_PREFIX)).is_some_and(|p| prefix_word(p) == check)
 }
 
-/// Records read but not yet applied, and the way to the thread that
-/// applies them.
-struct Batches<'s> {
-    tx: std::sync::mpsc::SyncSender<Vec<(u64, RecordView<'s>)>>,
-    batch: Vec<(u64, RecordView<'s>)>,
+/// Records read but not yet applied, one batch per part of the sink, and
+/// the way to the threads that apply them.
+struct Batches<'s, 'k> {
+    sink: &'k dyn Sink,
+    batches: Vec<Vec<Routed<'s>>>,
+    /// Records in `batches`.
+    read: usize,
+    txs: Vec<std::sync::mpsc::SyncSender<Vec<Routed<'s>>>>,
 }
 
-impl<'s> Batches<'s> {
-    fn push(&mut self, r: (u64, RecordView<'s>)) {
-        self.batch.push(r);
-        if self.batch.len() == PIPELINE_BATCH {
+impl<'s> Batches<'s, '_> {
+    /// A record of one key goes to its part only, with its hash; any other
+    /// to every part (multi-key records are rare, and each part applies
+    /// the keys that are its own).
+    fn push(&mut self, lsn: u64, record: RecordView<'s>) {
+        let parts = self.batches.len();
+        match single_key(&record) {
+            Some(key) => {
+                let (part, hash) = self.sink.route(key, parts);
+                self.batches[part].push(Routed { lsn, record, key_hash: Some(hash) });
+            }
+            None => {
+                for b in &mut self.batches[1..] {
+                    b.push(Routed { lsn, record: record.clone(), key_hash: None });
+                }
+                self.batches[0].push(Routed { lsn, record, key_hash: None });
+            }
+        }
+        self.read += 1;
+        if self.read == PIPELINE_BATCH {
             self.flush();
         }
     }
 
-    /// Hands what was read so far to the applier (in LSN order: one
-    /// channel, one applier).
+    /// Hands what was read so far to the appliers (in LSN order: one
+    /// channel to each part, one thread behind each).
     fn flush(&mut self) {
-        if !self.batch.is_empty() {
-            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(PIPELINE_BATCH));
-            // The applier only stops when this side hangs up; if it died,
-            // its panic is re-raised when it is joined.
-            let _ = self.tx.send(full);
+        self.read = 0;
+        let per_part = PIPELINE_BATCH / self.batches.len();
+        for (b, tx) in self.batches.iter_mut().zip(&self.txs) {
+            if !b.is_empty() {
+                // An applier only stops when this side hangs up; if it
+                // died, its panic is re-raised when it is joined.
+                let _ = tx.send(std::mem::replace(b, Vec::with_capacity(per_part)));
+            }
         }
     }
 }
 
-/// Records per batch handed to the applier: small enough that reading and
-/// applying overlap within a segment, large enough to keep the applier's
-/// own worker threads busy.
+/// The key of a record that touches exactly one.
+fn single_key<'r>(record: &'r RecordView<'_>) -> Option<&'r [u8]> {
+    match record {
+        RecordView::Set { key, .. } | RecordView::SetInt { key, .. } | RecordView::Delete { key } | RecordView::Expire { key, .. } | RecordView::Lock { key, .. } => Some(key),
+        RecordView::Coll(op) => Some(op.key()),
+        RecordView::MSet { .. } | RecordView::MDel { .. } | RecordView::Clear | RecordView::Batch { .. } => None,
+    }
+}
+
+/// Records per batch handed to the appliers: small enough that reading and
+/// applying overlap within a segment, large enough that handing one over
+/// costs nothing next to applying it.
 const PIPELINE_BATCH: usize = 16 << 10;
-/// Batches read ahead of the applier.
+/// Batches read ahead of the slowest applier.
 const PIPELINE_DEPTH: usize = 2;
 
 /// One segment being replayed: its file image and logical stream.
