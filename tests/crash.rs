@@ -480,10 +480,12 @@ fn bitflip_newest_snapshot_falls_back_to_previous() {
     let (newest_lsn, newest) = snaps.last().unwrap().clone();
     let name = file_name(&newest);
     let len = std::fs::metadata(&newest).unwrap().len() as usize;
-    // A byte in the middle, one in the header (the hash seed) and the last
-    // byte of the digest. (The version field, bytes 8..12, is read before
-    // the digest by design: see `bitflip_version_field_is_damage_not_a_newer_format`.)
-    for at in [len / 2, 20, len - 1] {
+    // A byte in the middle (a shard section: its CRC-32C), one in the
+    // header (the hash seed), one in the section table (the tail's CRC-32C)
+    // and the last byte of the digest; the last three break the SHA-256.
+    // (The version field, bytes 8..12, is read before the digest by design:
+    // see `bitflip_version_field_is_damage_not_a_newer_format`.)
+    for at in [len / 2, 20, len - 40 - 8, len - 1] {
         for mode in [RecoveryMode::PointInTime, RecoveryMode::SkipCorrupted] {
             let what = format!("{mode:?}, {name} byte {at} flipped");
             let d = td.join("case");
@@ -512,6 +514,8 @@ fn bitflip_newest_snapshot_falls_back_to_previous() {
             Err(Error::Corruption(msg)) => {
                 assert!(msg.contains(&name), "{what}: message {msg:?} does not name {name}");
                 assert!(msg.contains("offset "), "{what}: message {msg:?} names no offset");
+                let check = if at == len / 2 { "snapshot section CRC-32C mismatch" } else { "snapshot SHA-256 mismatch" };
+                assert!(msg.contains(check), "{what}: message {msg:?} does not say {check:?}");
             }
             Err(other) => panic!("{what}: expected Corruption, got {other:?}"),
             Ok(_) => panic!("{what}: Absolute opened with a damaged snapshot"),

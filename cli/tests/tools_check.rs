@@ -87,7 +87,7 @@ fn damaged_snapshot_is_set_aside_by_repair() {
     flip(&snap, 60);
     let r = check(&dir, &[]);
     assert_eq!(r.code, 1, "{}", r.both());
-    assert!(r.stdout.contains("snap-00000000000000000050.snap") && r.stdout.contains("SHA-256 mismatch"), "{}", r.both());
+    assert!(r.stdout.contains("snap-00000000000000000050.snap") && r.stdout.contains("at offset 48: snapshot section CRC-32C mismatch"), "{}", r.both());
     assert!(r.stdout.contains("set aside snap-00000000000000000050.snap"), "{}", r.both());
     let fixed = check(&dir, &["--repair"]);
     assert_eq!(fixed.code, 0, "{}", fixed.both());

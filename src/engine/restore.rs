@@ -13,10 +13,13 @@ use super::collections;
 use super::entry::{Entry, Value};
 use super::list::List;
 use super::zset::ZSet;
-use super::hash::shard_of;
+use super::hash::{shard_of, shard_of_hash};
+use super::shard::ShardData;
+use super::table::Hashed;
+use std::sync::RwLockWriteGuard;
 use super::Inner;
 use crate::persistence::record::RecordView;
-use crate::persistence::recovery::Sink;
+use crate::persistence::recovery::{Routed, Sink};
 use crate::persistence::snapshot::{SnapEntry, SnapshotMeta, KIND_INT};
 use crate::persistence::snapshot_coll::{decode_list_chunk, decode_zset_chunk, split_lock, KIND_LIST, KIND_LIST_MORE, KIND_LOCK, KIND_ZSET, KIND_ZSET_MORE};
 
@@ -33,22 +36,6 @@ impl<'a> Restore<'a> {
         Restore { inner, workers, covered: None }
     }
 
-    // Each key is hashed once, for its shard and its table (reopen's hot path).
-    fn put(&self, key: &[u8], value: Value<'_>, expires_at: u64) {
-        let (shard, hk) = self.inner.shard_hashed(key);
-        shard.write().load(hk, value, expires_at);
-    }
-
-    fn remove(&self, key: &[u8]) {
-        let (shard, hk) = self.inner.shard_hashed(key);
-        shard.write().remove_any(hk);
-    }
-
-    fn expire(&self, key: &[u8], expires_at: u64) {
-        let (shard, hk) = self.inner.shard_hashed(key);
-        shard.write().set_expiry(hk, expires_at);
-    }
-
     /// True if the snapshot already holds the effect of `lsn` on `key`.
     fn covered(&self, key: &[u8], lsn: u64) -> bool {
         match &self.covered {
@@ -59,114 +46,186 @@ impl<'a> Restore<'a> {
 }
 
 impl Restore<'_> {
-    fn apply_entry(&self, e: &SnapEntry<'_>) {
-        // The loader checked every chunk and lock value, so decoding here
-        // cannot fail.
-        let (shard, hk) = self.inner.shard_hashed(e.key);
-        let mut s = shard.write();
-        match e.kind {
-            KIND_INT => s.load(hk, Value::Int(i64::from_le_bytes(e.value.try_into().unwrap_or([0; 8]))), e.expires_at),
-            KIND_LOCK => {
-                let (owner, token) = split_lock(e.value).unwrap_or((e.value, 0));
-                s.put_lock(hk, owner, token, e.expires_at);
+    /// Applies a batch of snapshot entries: each key is hashed once, and
+    /// the entries are applied shard by shard (a stable counting sort keeps
+    /// file order within a shard), so each shard lock is taken once per
+    /// batch rather than once per entry, and two loading threads rarely
+    /// meet on one.
+    fn apply_entries(&self, batch: &[SnapEntry<'_>]) {
+        let shards = self.inner.shards.len();
+        let hashed: Vec<(u32, u64)> = batch.iter().map(|e| self.inner.index_hashed(e.key)).map(|(i, hk)| (i as u32, hk.hash)).collect();
+        let mut starts = vec![0u32; shards + 1];
+        for &(i, _) in &hashed {
+            starts[i as usize + 1] += 1;
+        }
+        for i in 0..shards {
+            starts[i + 1] += starts[i];
+        }
+        let mut order = vec![0u32; batch.len()];
+        let mut fill = starts.clone();
+        for (n, &(i, _)) in hashed.iter().enumerate() {
+            order[fill[i as usize] as usize] = n as u32;
+            fill[i as usize] += 1;
+        }
+        for i in 0..shards {
+            let group = &order[starts[i] as usize..starts[i + 1] as usize];
+            if group.is_empty() {
+                continue;
             }
-            KIND_LIST | KIND_LIST_MORE => {
-                if e.kind == KIND_LIST {
-                    s.put_entry(Entry::new_list(e.key, List::default(), e.expires_at));
-                }
-                if let Some(l) = s.list_mut(e.key) {
-                    for item in decode_list_chunk(e.value).unwrap_or_default() {
-                        l.push(false, item);
-                    }
-                }
+            let mut s = self.inner.shards[i].write();
+            for &n in group {
+                let e = &batch[n as usize];
+                apply_entry(&mut s, Hashed { key: e.key, hash: hashed[n as usize].1 }, e);
             }
-            KIND_ZSET | KIND_ZSET_MORE => {
-                if e.kind == KIND_ZSET {
-                    s.put_entry(Entry::new_zset(e.key, ZSet::new(), e.expires_at));
-                }
-                if let Some(z) = s.zset_mut(e.key) {
-                    for (score, m) in decode_zset_chunk(e.value).unwrap_or_default() {
-                        z.insert(m, score);
-                    }
-                }
-            }
-            _ => s.load(hk, Value::Bytes(e.value), e.expires_at),
         }
     }
 
-    /// Applies the parts of `rec` whose keys `mine` accepts.
-    fn apply_record(&self, lsn: u64, rec: &RecordView<'_>, mine: &dyn Fn(&[u8]) -> bool, mine_shard: &dyn Fn(usize) -> bool) {
-        let wanted = |key: &[u8]| mine(key) && !self.covered(key, lsn);
+    /// Applies the parts of `rec` whose keys lie in the shards `mine`
+    /// holds; `hash` is its key's hash if the reader routed it here.
+    fn apply_record(&self, lsn: u64, rec: &RecordView<'_>, hash: Option<u64>, mine: &mut Owned<'_>) {
         match rec {
-            RecordView::Set { key, value, expires_at } if wanted(key) => self.put(key, Value::Bytes(value), *expires_at),
-            RecordView::SetInt { key, value, expires_at } if wanted(key) => self.put(key, Value::Int(*value), *expires_at),
-            RecordView::Delete { key } if wanted(key) => self.remove(key),
-            RecordView::Expire { key, expires_at } if wanted(key) => self.expire(key, *expires_at),
-            RecordView::Lock { key, owner, expires_at, token } if wanted(key) => {
-                self.inner.shard(key).write().put_lock(key, owner, *token, *expires_at)
+            RecordView::Set { key, value, expires_at } => {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
+                    s.load(hk, Value::Bytes(value), *expires_at)
+                }
             }
-            RecordView::Coll(op) if wanted(op.key()) => {
-                collections::apply(&mut self.inner.shard(op.key()).write(), op);
+            RecordView::SetInt { key, value, expires_at } => {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
+                    s.load(hk, Value::Int(*value), *expires_at)
+                }
+            }
+            RecordView::Delete { key } => {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
+                    s.remove_any(hk);
+                }
+            }
+            RecordView::Expire { key, expires_at } => {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
+                    s.set_expiry(hk, *expires_at)
+                }
+            }
+            RecordView::Lock { key, owner, expires_at, token } => {
+                if let Some((s, hk)) = self.wanted(mine, key, hash, lsn) {
+                    s.put_lock(hk, owner, *token, *expires_at)
+                }
+            }
+            RecordView::Coll(op) => {
+                if let Some((s, _)) = self.wanted(mine, op.key(), hash, lsn) {
+                    collections::apply(s, op);
+                }
             }
             RecordView::MSet { pairs, expires_at } => {
-                for (k, v) in pairs.iter().filter(|(k, _)| wanted(k)) {
-                    self.put(k, Value::Bytes(v), *expires_at);
+                for (k, v) in pairs {
+                    if let Some((s, hk)) = self.wanted(mine, k, hash, lsn) {
+                        s.load(hk, Value::Bytes(v), *expires_at);
+                    }
                 }
             }
             RecordView::MDel { keys } => {
-                for k in keys.iter().filter(|k| wanted(k)) {
-                    self.remove(k);
+                for k in keys {
+                    if let Some((s, hk)) = self.wanted(mine, k, hash, lsn) {
+                        s.remove_any(hk);
+                    }
                 }
             }
             RecordView::Clear => {
                 // Keys whose snapshot shard covers the clear were written
                 // after it (or were already absent): they stay.
-                for (i, s) in self.inner.shards.iter().enumerate() {
-                    if mine_shard(i) {
-                        s.write().retain(|key| self.covered(key, lsn));
-                    }
+                for s in mine.guards.iter_mut() {
+                    s.retain(|key| self.covered(key, lsn));
                 }
             }
             RecordView::Batch { ops } => {
                 for op in ops {
-                    self.apply_record(lsn, op, &mine, &mine_shard);
+                    self.apply_record(lsn, op, None, mine);
                 }
             }
-            _ => {}
         }
     }
 
-    /// Runs `work(worker, workers)` on every core. Each worker owns the
-    /// engine shards with `index % workers == worker` and walks the whole
-    /// batch in order, so every key still sees its records in LSN order.
-    fn in_parallel(&self, items: usize, work: impl Fn(usize, usize) + Sync) {
-        let workers = if items < PARALLEL_MIN { 1 } else { self.workers };
-        if workers == 1 {
-            return work(0, 1);
-        }
-        std::thread::scope(|scope| {
-            for w in 1..workers {
-                let work = &work;
-                scope.spawn(move || work(w, workers));
-            }
-            work(0, workers);
-        });
+    /// The key's shard, locked, if this worker owns it and the snapshot
+    /// does not already hold the effect of record `lsn` on it. Each key is
+    /// hashed once, for its shard and its table (reopen's hot path).
+    fn wanted<'m, 'k>(&self, mine: &'m mut Owned<'_>, key: &'k [u8], hash: Option<u64>, lsn: u64) -> Option<(&'m mut ShardData, Hashed<'k>)> {
+        // Ownership first: `covered` hashes the key again, under the
+        // snapshot's seed, and a record not routed here comes to every part.
+        let (s, hk) = mine.get(self.inner, key, hash)?;
+        (!self.covered(key, lsn)).then_some((s, hk))
     }
 
-    fn owns(&self, key: &[u8], worker: usize, workers: usize) -> bool {
-        workers == 1 || self.inner.shard_index(key) % workers == worker
+    /// Worker `worker`'s shards, locked for the whole batch: nothing else
+    /// uses the engine while it recovers, so one lock per shard and batch
+    /// replaces one per record, and a worker hashes each key only once.
+    fn lock_owned(&self, worker: usize, workers: usize) -> Owned<'_> {
+        let n = self.inner.shards.len();
+        let first = (0..n).position(|i| part_of(i, n, workers) == worker).unwrap_or(n);
+        let owned = self.inner.shards[first..].iter().enumerate().take_while(|(j, _)| part_of(first + j, n, workers) == worker);
+        Owned { first, guards: owned.map(|(_, s)| s.write()).collect() }
     }
 }
 
-/// Batches smaller than this are applied on the calling thread.
-const PARALLEL_MIN: usize = 4096;
+/// The part (of `parts`) that shard `i` of `n` belongs to: runs of
+/// neighbouring shards, as even as the counts allow.
+fn part_of(i: usize, n: usize, parts: usize) -> usize {
+    i * parts / n
+}
+
+/// A run of shards one worker holds locked, from shard index `first`.
+struct Owned<'a> {
+    first: usize,
+    guards: Vec<RwLockWriteGuard<'a, ShardData>>,
+}
+
+impl Owned<'_> {
+    /// The key's shard if it is one of these, and the key with the hash
+    /// that chose it (`hash` if the reader computed it already).
+    fn get<'m, 'k>(&'m mut self, inner: &Inner, key: &'k [u8], hash: Option<u64>) -> Option<(&'m mut ShardData, Hashed<'k>)> {
+        let (i, hk) = match hash {
+            Some(hash) => (shard_of_hash(hash, inner.shards.len() as u32), Hashed { key, hash }),
+            None => inner.index_hashed(key),
+        };
+        let s = self.guards.get_mut(i.checked_sub(self.first)?)?;
+        Some((&mut **s, hk))
+    }
+}
+
+/// Applies one snapshot entry to its (locked) shard.
+fn apply_entry(s: &mut ShardData, hk: Hashed<'_>, e: &SnapEntry<'_>) {
+    // The loader checked every chunk and lock value, so decoding here
+    // cannot fail.
+    match e.kind {
+        KIND_INT => s.load(hk, Value::Int(i64::from_le_bytes(e.value.try_into().unwrap_or([0; 8]))), e.expires_at),
+        KIND_LOCK => {
+            let (owner, token) = split_lock(e.value).unwrap_or((e.value, 0));
+            s.put_lock(hk, owner, token, e.expires_at);
+        }
+        KIND_LIST | KIND_LIST_MORE => {
+            if e.kind == KIND_LIST {
+                s.put_entry(Entry::new_list(e.key, List::default(), e.expires_at));
+            }
+            if let Some(l) = s.list_mut(e.key) {
+                for item in decode_list_chunk(e.value).unwrap_or_default() {
+                    l.push(false, item);
+                }
+            }
+        }
+        KIND_ZSET | KIND_ZSET_MORE => {
+            if e.kind == KIND_ZSET {
+                s.put_entry(Entry::new_zset(e.key, ZSet::new(), e.expires_at));
+            }
+            if let Some(z) = s.zset_mut(e.key) {
+                for (score, m) in decode_zset_chunk(e.value).unwrap_or_default() {
+                    z.insert(m, score);
+                }
+            }
+        }
+        _ => s.load(hk, Value::Bytes(e.value), e.expires_at),
+    }
+}
 
 impl Sink for Restore<'_> {
-    fn entries(&mut self, batch: &[SnapEntry<'_>]) {
-        let this = &*self;
-        this.in_parallel(batch.len(), |w, n| {
-            batch.iter().filter(|e| this.owns(e.key, w, n)).for_each(|e| this.apply_entry(e));
-        });
+    fn entries(&self, batch: &[SnapEntry<'_>]) {
+        self.apply_entries(batch);
     }
 
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]) {
@@ -180,16 +239,26 @@ impl Sink for Restore<'_> {
         }
     }
 
-    fn records(&mut self, batch: &[(u64, RecordView<'_>)]) {
-        let this = &*self;
-        this.in_parallel(batch.len(), |w, n| {
-            for (lsn, rec) in batch {
-                this.apply_record(*lsn, rec, &|k| this.owns(k, w, n), &|i| n == 1 || i % n == w);
-            }
-        });
+    fn records(&self, batch: &[Routed<'_>], part: usize, parts: usize) {
+        // Each part is a run of shards; a key always routes to the same
+        // part, whose thread applies its batches in order, so every key
+        // sees its records in LSN order.
+        let mut mine = self.lock_owned(part, parts);
+        for r in batch {
+            self.apply_record(r.lsn, &r.record, r.key_hash, &mut mine);
+        }
     }
 
-    fn reserve(&mut self, n: u64) {
+    fn route(&self, key: &[u8], parts: usize) -> (usize, u64) {
+        let (i, hk) = self.inner.index_hashed(key);
+        (part_of(i, self.inner.shards.len(), parts), hk.hash)
+    }
+
+    fn parts(&self) -> usize {
+        self.workers
+    }
+
+    fn reserve(&self, n: u64) {
         // Capped: a WAL of a billion increments on a few counters must not
         // reserve a billion slots. Oversized tables are shrunk afterwards.
         let per_shard = (n.min(MAX_RESERVE) / self.inner.shards.len() as u64) as usize;

@@ -370,7 +370,14 @@ mod tests {
         let info = snapshot_file("snap-4", &image, 4).unwrap();
         assert_eq!((info.cut_lsn, info.entries, info.token_hwm, info.created_ms), (4, 1, 9, 1_700_000_000_000));
         assert!(snapshot_file("snap-5", &image, 5).unwrap_err().reason.contains("not the LSN 5"));
+        // A byte of the shard section (48..48 + 16 + 19): its CRC-32C.
         image[60] ^= 1;
+        let d = snapshot_file("snap-4", &image, 4).unwrap_err();
+        assert_eq!(d.offset, 48);
+        assert_eq!(d.reason, "snapshot section CRC-32C mismatch");
+        // A byte of the header: the SHA-256 over the header and the section table.
+        image[60] ^= 1;
+        image[20] ^= 1;
         let d = snapshot_file("snap-4", &image, 4).unwrap_err();
         assert_eq!(d.offset, image.len() as u64 - 32);
         assert_eq!(d.reason, "snapshot SHA-256 mismatch");

@@ -6,10 +6,12 @@ pub mod coll_record;
 pub mod inspect;
 pub mod record;
 pub mod recovery;
+mod replay;
 pub mod retention;
 pub mod segment_writer;
 pub mod snapshot;
 pub mod snapshot_coll;
+pub mod snapshot_load;
 pub mod vfs;
 #[cfg(any(test, feature = "test-util"))]
 pub mod sim_vfs;

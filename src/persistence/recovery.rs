@@ -15,8 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use super::block;
-use super::record::{prefix_word, RecordView, MIN_LOCK_RECORD, RECORD_PREFIX};
+use super::record::{RecordView, MIN_LOCK_RECORD};
+use super::replay::Replay;
 use super::snapshot::{self, parse_snapshot_name, LoadedSnapshot, SnapEntry, SnapshotMeta};
 use super::vfs::Vfs;
 use super::wal::{self, parse_segment_name, ScanView, SEGMENT_HEADER_LEN};
@@ -33,19 +33,44 @@ pub enum RecoveryMode {
     SkipCorrupted = 2,
 }
 
-/// Where recovered state goes (the engine).
-pub trait Sink {
-    /// Snapshot entries, in file order, a batch at a time.
-    fn entries(&mut self, batch: &[SnapEntry<'_>]);
+/// Where recovered state goes (the engine). Shared with the threads that
+/// load snapshot sections and apply WAL records while the next ones are read.
+pub trait Sink: Send + Sync {
+    /// Snapshot entries, a batch at a time, called from several threads at
+    /// once: every entry of one key comes in file order in one call or in
+    /// successive calls from one thread (snapshot sections are per shard).
+    fn entries(&self, batch: &[SnapEntry<'_>]);
     /// A snapshot verified and all its entries were passed to `entries`;
     /// its tail records follow through `records`.
     fn snapshot_loaded(&mut self, meta: &SnapshotMeta, shard_lsns: &[u64]);
     /// Forget everything passed so far (a snapshot turned out unusable).
     fn reset(&mut self);
-    /// WAL records with their LSNs, in LSN order, a batch at a time.
-    fn records(&mut self, batch: &[(u64, RecordView<'_>)]);
+    /// WAL records in LSN order, a batch at a time: apply the parts of
+    /// them that belong to part `part` of `parts` (a partition of the keys
+    /// the sink chooses, e.g. by shard). Each part's batches come in order
+    /// from one thread, the parts concurrently, so no part waits for
+    /// another between batches. A record of one key routed by `route`
+    /// comes only to its part, with the hash `route` returned.
+    fn records(&self, batch: &[Routed<'_>], part: usize, parts: usize);
+    /// How many parts `records` splits the keys into (threads that apply
+    /// WAL records at once).
+    fn parts(&self) -> usize;
+    /// The part of `parts` that `key` belongs to, and the key's hash as
+    /// `records` wants it back: computed by the thread that reads the WAL,
+    /// while the key is in its cache.
+    fn route(&self, key: &[u8], parts: usize) -> (usize, u64);
     /// About `n` keys are on their way: size tables once, not by doubling.
-    fn reserve(&mut self, n: u64);
+    fn reserve(&self, n: u64);
+}
+
+/// A WAL record on its way to the sink.
+pub struct Routed<'a> {
+    pub lsn: u64,
+    pub record: RecordView<'a>,
+    /// For a record of one key routed to one part: the key's hash from
+    /// `Sink::route`. None: the record goes to every part, and each applies
+    /// the keys that are its own.
+    pub key_hash: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -89,14 +114,14 @@ pub struct Run<'a> {
 }
 
 /// A change to make once recovery has read everything.
-enum Repair {
+pub(super) enum Repair {
     /// Keep a copy as `<name>.dropped`, then truncate to this length.
     Cut(PathBuf, u64),
     SetAside(PathBuf),
     Remove(PathBuf),
 }
 
-fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
+pub(super) fn io_err(what: &str, path: &Path, e: std::io::Error) -> Error {
     Error::io(&format!("{what} {}", path.display()), &e)
 }
 
@@ -108,7 +133,7 @@ fn dropped_name(p: &Path) -> PathBuf {
 
 /// Entries or records handed to the sink at once: large enough to keep
 /// parallel apply busy, small enough to stay in cache-friendly sizes.
-const BATCH: usize = 1 << 16;
+pub(super) const BATCH: usize = 1 << 16;
 
 /// The temp file a snapshot is written to before its rename.
 pub const SNAPSHOT_TMP: &str = "snapshot.tmp";
@@ -125,11 +150,17 @@ pub fn plan(vfs: &dyn Vfs, dir: &Path, mode: RecoveryMode) -> Result<Plan> {
 struct Discard;
 
 impl Sink for Discard {
-    fn entries(&mut self, _: &[SnapEntry<'_>]) {}
+    fn entries(&self, _: &[SnapEntry<'_>]) {}
     fn snapshot_loaded(&mut self, _: &SnapshotMeta, _: &[u64]) {}
     fn reset(&mut self) {}
-    fn records(&mut self, _: &[(u64, RecordView<'_>)]) {}
-    fn reserve(&mut self, _: u64) {}
+    fn records(&self, _: &[Routed<'_>], _: usize, _: usize) {}
+    fn route(&self, _: &[u8], _: usize) -> (usize, u64) {
+        (0, 0)
+    }
+    fn parts(&self) -> usize {
+        1
+    }
+    fn reserve(&self, _: u64) {}
 }
 
 pub fn recover(vfs: &dyn Vfs, dir: &Path, run: Run<'_>, sink: &mut dyn Sink) -> Result<Recovered> {
@@ -164,7 +195,7 @@ pub fn recover(vfs: &dyn Vfs, dir: &Path, run: Run<'_>, sink: &mut dyn Sink) -> 
     let cut = chosen.cut;
     check_reachable(dir, &snapshots, have_snapshot, cut, &segments)?;
 
-    let mut replay = Replay::new(vfs, dir, mode, sink, &chosen, progress);
+    let mut replay = Replay::new(vfs, dir, mode, &*sink, &chosen, progress);
     let kept = replay.segments(&segments)?;
     let wal_end = replay.last_lsn.max(kept.last().map_or(0, |f| f - 1));
     if mode == RecoveryMode::Absolute && !replay.resume_found {
@@ -229,13 +260,15 @@ fn refuse_unknown_versions(vfs: &dyn Vfs, dir: &Path, segments: &[u64], snapshot
     for (name, is_segment) in names {
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
-        let version = if is_segment { wal::segment_version(&image) } else { snapshot::snapshot_version(&image) };
-        if let Some(v) = version.filter(|&v| !wal::readable_version(v)) {
+        let (version, readable, (min, max)) = if is_segment {
+            (wal::segment_version(&image), wal::readable_version as fn(u32) -> bool, (wal::SEGMENT_MIN_VERSION, wal::SEGMENT_VERSION))
+        } else {
+            (snapshot::snapshot_version(&image), snapshot::readable_snapshot_version as fn(u32) -> bool, (snapshot::SNAPSHOT_MIN_VERSION, snapshot::SNAPSHOT_VERSION))
+        };
+        if let Some(v) = version.filter(|&v| !readable(v)) {
             return Err(Error::Corruption(format!(
-                "{} is format version {v}; this build reads versions {} to {} (refusing to open, nothing modified)",
+                "{} is format version {v}; this build reads versions {min} to {max} (refusing to open, nothing modified)",
                 path.display(),
-                wal::SEGMENT_MIN_VERSION,
-                wal::SEGMENT_VERSION
             )));
         }
     }
@@ -270,13 +303,13 @@ fn check_reachable(dir: &Path, snapshots: &[u64], have_snapshot: bool, cut: u64,
 }
 
 /// The snapshot recovery starts from.
-struct Chosen {
-    cut: u64,
-    token: u64,
+pub(super) struct Chosen {
+    pub(super) cut: u64,
+    pub(super) token: u64,
     /// Where the record after the cut starts (segment, stream offset).
-    resume: Option<(u64, usize)>,
+    pub(super) resume: Option<(u64, usize)>,
     /// The prefix of record `cut`, which ends at the resume offset.
-    resume_check: u64,
+    pub(super) resume_check: u64,
 }
 
 /// Loads the newest snapshot that verifies, tail included.
@@ -294,7 +327,7 @@ fn choose_snapshot(
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
         sink.reserve(snapshot::entry_count_hint(&image));
-        let loaded = load_entries(&name, &image, sink, &mut *found.progress).and_then(|l| {
+        let loaded = load_entries(&name, &image, &*sink, &mut *found.progress).and_then(|l| {
             if l.cut.cut_lsn == snap {
                 Ok(l)
             } else {
@@ -333,25 +366,17 @@ fn choose_snapshot(
     Ok(None)
 }
 
-fn load_entries(name: &str, image: &[u8], sink: &mut dyn Sink, progress: &mut dyn FnMut(Progress)) -> Result<LoadedSnapshot> {
+fn load_entries(name: &str, image: &[u8], sink: &dyn Sink, progress: &mut dyn FnMut(Progress)) -> Result<LoadedSnapshot> {
     let total = image.len() as u64;
-    // Entries arrive without their offsets: progress is estimated from the
-    // count the header announces.
-    let hint = snapshot::entry_count_hint(image).max(1);
-    let (mut batch, mut seen) = (Vec::with_capacity(BATCH), 0u64);
-    let loaded = snapshot::load(name, image, |e| {
-        batch.push(e);
-        if batch.len() == BATCH {
-            sink.entries(&batch);
-            batch.clear();
-            seen += BATCH as u64;
-            progress(Progress { phase: Phase::LoadSnapshot, done: (total as u128 * seen.min(hint) as u128 / hint as u128) as u64, total });
-        }
-    });
-    sink.entries(&batch);
-    progress(Progress { phase: Phase::LoadSnapshot, done: total, total });
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_WORKERS);
+    let mut report = |done: u64| progress(Progress { phase: Phase::LoadSnapshot, done: done.min(total), total });
+    let loaded = snapshot::load_parallel(name, image, workers, &|batch| sink.entries(batch), &mut report);
+    report(total);
     loaded
 }
+
+/// Threads that load snapshot sections at once.
+const MAX_WORKERS: usize = 8;
 
 /// Where recovery collects the repairs it will make and what it reports,
 /// and whom it tells how far it has got.
@@ -362,349 +387,29 @@ struct Found<'a, 'p> {
 }
 
 /// Applies the snapshot's tail records (verified by `snapshot::load`).
-fn replay_tail(image: &[u8], loaded: &LoadedSnapshot, sink: &mut dyn Sink) {
+fn replay_tail(image: &[u8], loaded: &LoadedSnapshot, sink: &dyn Sink) {
     let stream = &image[loaded.tail.clone()];
     let mut batch = Vec::new();
     let mut at = 0;
     while let ScanView::Record { len, lsn, record } = wal::read_view(stream, at) {
-        batch.push((lsn, record));
+        batch.push(Routed { lsn, record, key_hash: None });
         at += len;
         if at >= stream.len() {
             break;
         }
     }
-    sink.records(&batch);
+    apply_parts(sink, &batch);
 }
 
-struct Replay<'a> {
-    vfs: &'a dyn Vfs,
-    dir: &'a Path,
-    mode: RecoveryMode,
-    sink: &'a mut dyn Sink,
-    stats: RecoveryStats,
-    repairs: Vec<Repair>,
-    findings: Vec<Finding>,
-    progress: &'a mut dyn FnMut(Progress),
-    /// Bytes of segments to replay, and of those finished.
-    total_bytes: u64,
-    done_bytes: u64,
-    /// The snapshot's cut: records at or below it are already applied.
-    cut: u64,
-    /// Where the record after the cut starts (segment, stream offset), and
-    /// the prefix of the record that must end there.
-    resume: Option<(u64, usize)>,
-    resume_check: u64,
-    /// The WAL reaches the resume position (or a segment starts right
-    /// after the cut).
-    resume_found: bool,
-    /// The LSN the next record must carry.
-    expected: u64,
-    last_lsn: u64,
-    max_lsn_seen: u64,
-    max_token: u64,
-    repaired: bool,
-    /// `SkipCorrupted` lost the rest of the previous segment: the gap
-    /// before the next one is that same damage, not another.
-    lost_tail: bool,
-}
-
-/// How replay of one segment ended.
-enum SegmentEnd {
-    /// Every record was read, or damage was skipped.
-    Complete,
-    /// Point-in-time stop at this segment; `keep`: it stays (cut), else it
-    /// was set aside.
-    Stop { keep: bool },
-}
-
-impl<'a> Replay<'a> {
-    fn new(vfs: &'a dyn Vfs, dir: &'a Path, mode: RecoveryMode, sink: &'a mut dyn Sink, snap: &Chosen, progress: &'a mut dyn FnMut(Progress)) -> Replay<'a> {
-        let stats = RecoveryStats::default();
-        let (cut, token, resume, resume_check) = (snap.cut, snap.token, snap.resume, snap.resume_check);
-        let (findings, total_bytes, done_bytes) = (Vec::new(), 0, 0);
-        Replay { vfs, dir, mode, sink, stats, repairs: Vec::new(), findings, progress, total_bytes, done_bytes, cut, resume, resume_check, resume_found: resume.is_none(), expected: cut + 1, last_lsn: 0, max_lsn_seen: 0, max_token: token, repaired: false, lost_tail: false }
-    }
-
-    fn map(&self, first: u64) -> Result<(String, PathBuf, super::vfs::Image)> {
-        let name = wal::segment_name(first);
-        let path = self.dir.join(&name);
-        let image = self.vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
-        Ok((name, path, image))
-    }
-
-    /// Replays every segment in order; returns the segments kept.
-    fn segments(&mut self, segments: &[u64]) -> Result<Vec<u64>> {
-        // Segments before the one holding the record after the cut hold
-        // only records the snapshot has: they are not read at all.
-        // Segment 0 never exists (LSNs start at 1), so (0, 0) is "none".
-        // Unpacked once so that no code reads the payload of a None (LLVM
-        // may compare it before the tag, which valgrind reports).
-        let (resume_segment, resume_offset) = self.resume.unwrap_or((0, 0));
-        // Sizes of the segments to replay (0 for those skipped), for progress.
-        let (mut hint, mut sizes) = (0, vec![0u64; segments.len()]);
-        for (i, &first) in segments.iter().enumerate().filter(|(_, &f)| f >= resume_segment) {
-            let image = self.map(first)?.2;
-            hint += block::count_records(&image);
-            sizes[i] = image.len() as u64;
+/// Applies `batch` on one thread per part of the sink.
+fn apply_parts(sink: &dyn Sink, batch: &[Routed<'_>]) {
+    let parts = sink.parts().max(1);
+    std::thread::scope(|scope| {
+        for part in 1..parts {
+            scope.spawn(move || sink.records(batch, part, parts));
         }
-        self.total_bytes = sizes.iter().sum();
-        self.sink.reserve(hint);
-        self.report(0);
-        let mut kept = Vec::with_capacity(segments.len());
-        for (i, &first) in segments.iter().enumerate() {
-            if first < resume_segment {
-                kept.push(first);
-                continue;
-            }
-            let next_first = segments.get(i + 1).copied();
-            let start = if first == resume_segment { resume_offset } else { 0 };
-            let end = self.segment(first, next_first, start)?;
-            self.done_bytes += sizes[i];
-            self.report(0);
-            match end {
-                SegmentEnd::Complete => kept.push(first),
-                SegmentEnd::Stop { keep } => {
-                    if keep {
-                        kept.push(first);
-                    }
-                    self.set_aside_later(&segments[i + 1..])?;
-                    return Ok(kept);
-                }
-            }
-        }
-        Ok(kept)
-    }
-
-    fn report(&mut self, within: u64) {
-        let (done, total) = ((self.done_bytes + within).min(self.total_bytes), self.total_bytes);
-        (self.progress)(Progress { phase: Phase::ReplayWal, done, total });
-    }
-
-    /// Point-in-time stop: every later segment is set aside, after reading
-    /// what it can tell about LSNs and tokens already handed out.
-    fn set_aside_later(&mut self, later: &[u64]) -> Result<()> {
-        for &first in later {
-            let (_, path, image) = self.map(first)?;
-            let stream = block::deblock(&image);
-            self.salvage_marks(&image, &stream, first, 0);
-            self.stats.bytes_dropped += image.len() as u64;
-            let reason = "follows the point where the WAL was cut: its records would come after a lost one".into();
-            self.findings.push(Finding { file: path.clone(), offset: 0, reason, action: Action::SetAside { bytes: image.len() as u64 } });
-            self.repairs.push(Repair::SetAside(path));
-        }
-        Ok(())
-    }
-
-    fn segment(&mut self, first: u64, next_first: Option<u64>, start: usize) -> Result<SegmentEnd> {
-        let (name, path, image) = self.map(first)?;
-        let stream = block::deblock(&image);
-        let seg = Seg { name: &name, path: &path, image: &image, stream: &stream, first };
-        let mut header = match wal::decode_segment_header(&name, &image) {
-            // Reading starts after the cut: a damaged header loses nothing
-            // (block headers are bound to the LSN in the file name).
-            _ if start > 0 => None,
-            Ok(lsn) if lsn == first => None,
-            Ok(lsn) => Some(format!("{name} at offset 0: header names LSN {lsn}")),
-            Err(e) => Some(e.to_string()),
-        };
-        // The snapshot's resume offset is trusted only while the record it
-        // names (record `cut`) still ends there: bytes inserted or removed
-        // before it would otherwise make it point into a value.
-        let moved = start > 0 && !follows_record(&stream, start, self.resume_check);
-        // The WAL continues the snapshot if this segment reaches its resume
-        // offset, or starts right after the cut.
-        self.resume_found |= (start > 0 && start <= stream.len() && !moved) || first == self.cut + 1;
-        if start > stream.len() {
-            // The segment ends before the record after the cut: cut back
-            // by an earlier repair, or damaged. What follows decides.
-            return Ok(SegmentEnd::Complete);
-        }
-        if first > self.expected {
-            if first - 1 > self.cut && !std::mem::take(&mut self.lost_tail) {
-                let reason = format!("{name}: LSNs {} to {} are missing (a segment is missing)", self.expected, first - 1);
-                if header.is_none() {
-                    // The segment itself is intact: losing what precedes it
-                    // is damage at its start.
-                    match self.lost(&seg, 0, None, reason, true)? {
-                        SegmentEnd::Complete => {}
-                        stop => return Ok(stop),
-                    }
-                } else {
-                    header = Some(format!("{reason}; {}", header.unwrap_or_default()));
-                }
-            }
-            self.expected = first;
-        }
-        let damage = match header {
-            Some(h) => Some((h, true)),
-            None => moved.then(|| (format!("{name} at offset {}: the record before the snapshot's resume position is not the one the snapshot names", block::physical(start)), false)),
-        };
-        let mut batch = Vec::with_capacity(1024);
-        let end = self.read_stream(&seg, next_first, damage, start, &mut batch);
-        self.sink.records(&batch);
-        end
-    }
-
-    /// Reads the records of one segment's stream from `start`, applying
-    /// those after the cut; `damage` is damage found before reading (with
-    /// whether it is in the segment header, which loses the whole file).
-    fn read_stream<'s>(&mut self, seg: &Seg<'s>, next_first: Option<u64>, mut damage: Option<(String, bool)>, start: usize, batch: &mut Vec<(u64, RecordView<'s>)>) -> Result<SegmentEnd> {
-        let mut at = start;
-        loop {
-            if let Some((reason, in_header)) = damage.take() {
-                let (resume, harmless) = self.classify(seg, at, next_first);
-                if harmless {
-                    let offset = if in_header { 0 } else { block::physical(at.min(seg.stream.len())) as u64 };
-                    let reason = format!("{reason} (only records the snapshot already holds are affected)");
-                    self.findings.push(Finding { file: seg.path.to_path_buf(), offset, reason, action: Action::Ignore });
-                } else {
-                    self.sink.records(batch);
-                    batch.clear();
-                    if let stop @ SegmentEnd::Stop { .. } = self.lost(seg, at, resume, reason, in_header)? {
-                        return Ok(stop);
-                    }
-                }
-                match resume {
-                    Some((r, lsn)) => (at, self.expected) = (r, lsn),
-                    None => return Ok(SegmentEnd::Complete),
-                }
-            }
-            if at >= seg.stream.len() {
-                return Ok(SegmentEnd::Complete);
-            }
-            match wal::read_view(seg.stream, at) {
-                ScanView::Record { len, lsn, record } if lsn == self.expected => {
-                    self.take(lsn, record, batch);
-                    at += len;
-                    if self.stats.wal_records % BATCH as u64 == 0 {
-                        self.report(block::physical(at) as u64);
-                    }
-                }
-                ScanView::Record { lsn, .. } => {
-                    damage = Some((format!("{} at offset {}: LSN {lsn} where {} was expected", seg.name, block::physical(at), self.expected), false))
-                }
-                ScanView::Bad { reason } => damage = Some((format!("{} at offset {}: {reason}", seg.name, block::physical(at)), false)),
-            }
-        }
-    }
-
-    fn take<'s>(&mut self, lsn: u64, record: RecordView<'s>, batch: &mut Vec<(u64, RecordView<'s>)>) {
-        if let RecordView::Lock { token, .. } = &record {
-            self.max_token = self.max_token.max(*token);
-        }
-        self.last_lsn = lsn;
-        self.max_lsn_seen = self.max_lsn_seen.max(lsn);
-        self.expected = lsn + 1;
-        if lsn > self.cut {
-            batch.push((lsn, record));
-            self.stats.wal_records += 1;
-            if batch.len() == BATCH {
-                self.sink.records(batch);
-                batch.clear();
-            }
-        }
-    }
-
-    /// Damage at stream offset `at`: where reading could resume (a record
-    /// start named by a block header, carrying an LSN not below the
-    /// expected one, with that LSN), and whether every record lost in
-    /// between lies at or below the snapshot's cut (then nothing is lost).
-    fn classify(&self, seg: &Seg<'_>, at: usize, next_first: Option<u64>) -> (Option<(usize, u64)>, bool) {
-        let resume = block::resume_points(seg.image, seg.first, at).find_map(|r| match wal::read_view(seg.stream, r) {
-            ScanView::Record { lsn, .. } if lsn >= self.expected => Some((r, lsn)),
-            _ => None,
-        });
-        let next_known = resume.map(|(_, lsn)| lsn).or(next_first);
-        (resume, next_known.is_some_and(|n| n - 1 <= self.cut))
-    }
-
-    /// Damage that loses records after the cut: refuse (`Absolute`), skip
-    /// to `resume` (`SkipCorrupted`), or cut the WAL here (`PointInTime`).
-    fn lost(&mut self, seg: &Seg<'_>, at: usize, resume: Option<(usize, u64)>, reason: String, whole: bool) -> Result<SegmentEnd> {
-        // Where the lost bytes start in the file.
-        let from = match () {
-            _ if whole => 0,
-            _ if at >= seg.stream.len() => seg.image.len(),
-            _ => block::physical(at),
-        };
-        if self.mode == RecoveryMode::Absolute {
-            return Err(Error::Corruption(absolute_refusal(self.dir, seg, &reason, from, whole)));
-        }
-        self.stats.corrupt_records += 1;
-        self.repaired = true;
-        let file = seg.path.to_path_buf();
-        if self.mode == RecoveryMode::SkipCorrupted {
-            let until = resume.map_or(seg.image.len(), |(r, _)| block::physical(r));
-            let bytes = until.saturating_sub(from) as u64;
-            self.stats.bytes_dropped += bytes;
-            self.lost_tail = resume.is_none();
-            self.findings.push(Finding { file, offset: from as u64, reason, action: Action::Skip { bytes } });
-            return Ok(SegmentEnd::Complete);
-        }
-        self.salvage_marks(seg.image, seg.stream, seg.first, at);
-        let bytes = (seg.image.len() - from) as u64;
-        self.stats.bytes_dropped += bytes;
-        if whole {
-            self.findings.push(Finding { file: file.clone(), offset: 0, reason, action: Action::SetAside { bytes } });
-            self.repairs.push(Repair::SetAside(file));
-            return Ok(SegmentEnd::Stop { keep: false });
-        }
-        self.findings.push(Finding { file: file.clone(), offset: from as u64, reason, action: Action::Cut { bytes } });
-        self.repairs.push(Repair::Cut(file, from as u64));
-        Ok(SegmentEnd::Stop { keep: true })
-    }
-
-    /// Reads what it can of a discarded part of a segment (from stream
-    /// offset `from`), resuming only at block-header record starts, for the
-    /// largest LSN and fencing token in it: both were handed out, so the
-    /// next ones must be larger.
-    fn salvage_marks(&mut self, image: &[u8], stream: &[u8], first: u64, from: usize) {
-        let mut at = Some(from).filter(|&f| f < stream.len());
-        while let Some(pos) = at {
-            match wal::read_view(stream, pos) {
-                ScanView::Record { len, lsn, record } => {
-                    self.max_lsn_seen = self.max_lsn_seen.max(lsn);
-                    if let RecordView::Lock { token, .. } = record {
-                        self.max_token = self.max_token.max(token);
-                    }
-                    at = Some(pos + len).filter(|&n| n < stream.len());
-                }
-                ScanView::Bad { .. } => at = block::resume_points(image, first, pos).next(),
-            }
-        }
-    }
-}
-
-/// The refusal of `Absolute` at damage that loses records: where, and what
-/// the other modes would do about it.
-fn absolute_refusal(dir: &Path, seg: &Seg<'_>, reason: &str, from: usize, whole: bool) -> String {
-    let what = if whole {
-        format!("set {} aside ({} bytes) with every later segment", seg.name, seg.image.len())
-    } else {
-        format!("cut {} bytes of {} from offset {from} (and set aside any later segment)", seg.image.len() - from, seg.name)
-    };
-    format!(
-        "{reason} (in data directory {}). Recovery mode ABSOLUTE refuses to open and modified nothing; reopen with recovery_mode=POINT_IN_TIME to {what}, or SKIP_CORRUPTED to skip only the damaged bytes, or run `dbkv check --repair {}`",
-        dir.display(),
-        dir.display()
-    )
-}
-
-/// The record that ends at stream offset `end` has the length-and-CRC
-/// prefix `check` (see `record::prefix_word`).
-fn follows_record(stream: &[u8], end: usize, check: u64) -> bool {
-    let len = (check & 0xffff_ffff) as usize;
-    let start = end.checked_sub(RECORD_PREFIX + len);
-    start.and_then(|s| stream.get(s..s + RECORD_PREFIX)).is_some_and(|p| prefix_word(p) == check)
-}
-
-/// One segment being replayed: its file image and logical stream.
-struct Seg<'s> {
-    name: &'s str,
-    path: &'s Path,
-    image: &'s [u8],
-    stream: &'s [u8],
-    first: u64,
+        sink.records(batch, 0, parts);
+    });
 }
 
 /// What recovery does with one piece of damage.
