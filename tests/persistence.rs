@@ -142,7 +142,7 @@ fn concurrent_writers_lanes_merge_into_consecutive_lsns() {
 
 #[test]
 fn a_full_queue_makes_writers_wait_and_drops_nothing() {
-    // 64 KiB values from 4 threads fill their 16 MiB WAL lanes many times over.
+    // 64 KiB values from 4 threads fill their 1 MiB WAL lanes many times over.
     let dir = temp_dir("backpressure");
     let value = vec![7u8; 64 << 10];
     {

@@ -35,8 +35,11 @@ pub(super) const LANES: usize = 64;
 pub(super) const WRITE_EARLY_BYTES: usize = 256 << 10;
 
 /// A lane holding this much makes its writer wait for a flush
-/// (back-pressure); no record is ever dropped.
-pub(super) const MAX_LANE_BYTES: usize = 16 << 20;
+/// (back-pressure); no record is ever dropped. Small, so that lane buffers
+/// keep one size and are reused: a lane that grew to many MiB under
+/// back-pressure was freed after its flush and faulted in afresh by its
+/// writer (page faults and zeroing cost more than the WAL's own copy).
+pub(super) const MAX_LANE_BYTES: usize = 4 * WRITE_EARLY_BYTES;
 
 /// Buffers that grew past this (a large value went through) are given back
 /// to the allocator after the flush instead of being reused.
@@ -46,7 +49,7 @@ pub(super) const KEEP_BUFFER_BYTES: usize = 8 << 20;
 /// `RECYCLE_BYTES` (a lane grows past it only under back-pressure or for a
 /// large value), so idle lanes of many threads pin little memory.
 const RECYCLE_COUNT: usize = 8;
-const RECYCLE_BYTES: usize = 4 * WRITE_EARLY_BYTES;
+const RECYCLE_BYTES: usize = 2 * MAX_LANE_BYTES;
 
 /// One cache line (two, for adjacent-line prefetch) per lane, so writers on
 /// different lanes never share one.
@@ -126,7 +129,7 @@ impl Lanes {
         while bits != 0 {
             let i = bits.trailing_zeros() as usize;
             bits &= bits - 1;
-            let spare = merger.spare.pop().unwrap_or_default();
+            let spare = merger.spare.pop().unwrap_or_else(|| Vec::with_capacity(MAX_LANE_BYTES + WRITE_EARLY_BYTES));
             let taken = std::mem::replace(&mut *lock(&self.lanes[i].0), spare);
             if !taken.is_empty() {
                 merger.runs.push(taken);
