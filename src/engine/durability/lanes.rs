@@ -45,9 +45,11 @@ pub(super) const MAX_LANE_BYTES: usize = 4 * WRITE_EARLY_BYTES;
 /// to the allocator after the flush instead of being reused.
 pub(super) const KEEP_BUFFER_BYTES: usize = 8 << 20;
 
-/// Lane buffers kept for reuse: at most this many, each at most
-/// `RECYCLE_BYTES` (a lane grows past it only under back-pressure or for a
-/// large value), so idle lanes of many threads pin little memory.
+/// Lane buffers kept for reuse: as many as the last merge took lanes, at
+/// least this many, each at most `RECYCLE_BYTES` (a lane grows past it only
+/// for a large value). So steady writing on any number of threads swaps
+/// buffers without allocating, and a burst on many threads that ends pins
+/// no more than this many.
 const RECYCLE_COUNT: usize = 8;
 const RECYCLE_BYTES: usize = 2 * MAX_LANE_BYTES;
 
@@ -194,10 +196,16 @@ fn lsn_of(buf: &[u8], at: usize) -> u64 {
 
 impl Merger {
     fn recycle(&mut self, mut buf: Vec<u8>) {
-        if buf.capacity() <= RECYCLE_BYTES && self.spare.len() < RECYCLE_COUNT {
+        if buf.capacity() <= RECYCLE_BYTES && self.spare.len() < LANES {
             buf.clear();
             self.spare.push(buf);
         }
+    }
+
+    /// Keeps as many spares as `taken` lanes were just merged (at least
+    /// `RECYCLE_COUNT`).
+    fn trim_spares(&mut self, taken: usize) {
+        self.spare.truncate(RECYCLE_COUNT.max(taken));
     }
 
     /// Hands `each` the records from LSN `next` on that form a run without
@@ -213,9 +221,11 @@ impl Merger {
             if let Some(end) = self.whole_run(run, next, &mut each) {
                 let run = runs.pop().unwrap();
                 self.recycle(run);
+                self.trim_spares(1);
                 return end;
             }
         }
+        let taken = runs.len();
         self.place(&runs, next);
         let written = self.slots.iter().take_while(|s| s.run != usize::MAX).count();
         for (k, s) in self.slots[..written].iter().enumerate() {
@@ -229,6 +239,7 @@ impl Merger {
         for run in runs {
             self.recycle(run);
         }
+        self.trim_spares(taken);
         next + written as u64
     }
 
