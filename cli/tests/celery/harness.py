@@ -55,6 +55,17 @@ def _killpg(pid, sig):
         pass
 
 
+def proc_stat(pid):
+    """(state, ppid) of a process from /proc/PID/stat, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # after "PID (comm) "
+    return fields[0], int(fields[1])
+
+
 def tail(path, n=40):
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
@@ -179,11 +190,18 @@ class Worker:
             time.sleep(0.1)
 
     def pool_pids(self):
-        try:
-            with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
-                return [int(p) for p in f.read().split()]
-        except FileNotFoundError:
-            return []
+        """The worker's live pool processes: every process whose parent is
+        the worker's main process, zombies (killed, not yet reaped) left out.
+        Not /proc/PID/task/PID/children: that lists only what the main thread
+        forked, and billiard forks the replacement of a dead pool process
+        from its Supervisor thread."""
+        pids = []
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                st = proc_stat(int(name))
+                if st and st[1] == self.proc.pid and st[0] != "Z":
+                    pids.append(int(name))
+        return sorted(pids)
 
     def kill9(self):
         """SIGKILL the main process and its pool processes at once."""

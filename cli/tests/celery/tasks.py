@@ -160,6 +160,27 @@ def slow_add(x, y, delay):
     return x + y
 
 
+# How long the first run of `stall_first_add` sleeps: far longer than the
+# crash test takes to kill it, so that a run nobody killed holds the chord
+# back and the test times out instead of passing.
+STALL = 300
+
+
+@app.task
+def stall_first_add(x, y, delay, runs):
+    """slow_add for the pool-process crash test. Each run first appends its
+    pid to the file `runs`, one line per run; the first run then sleeps STALL
+    seconds, so that the test can SIGKILL its pool process knowing that it is
+    mid-task, and a later run (the redelivered message) takes `delay`."""
+    first = not os.path.exists(runs)
+    with open(runs, "a", encoding="utf-8") as f:
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+        os.fsync(f.fileno())
+    time.sleep(STALL if first else delay)
+    return x + y
+
+
 @app.task
 def fail(message):
     raise TaskBoom(message)
