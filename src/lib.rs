@@ -4,8 +4,9 @@
 //! Module dependencies point one way: `ffi` → `engine` → `persistence`.
 //! `persistence` knows file formats and files, nothing of the engine.
 //!
-//! Unsafe code: the C boundary (`ffi`), the one-allocation entry block
-//! (`engine::entry`), collections reached through an entry under the
+//! Unsafe code: the C boundary (`ffi`), the one-block entry
+//! (`engine::entry`) and the per-shard arena its blocks live in
+//! (`engine::arena`), collections reached through an entry under the
 //! shard's write lock (`engine::shard`), the snapshot thread's priority
 //! call and the OS file layer (`persistence::vfs`). Every unsafe block and
 //! impl says why it is sound in a `// SAFETY:` comment (clippy's

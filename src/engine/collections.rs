@@ -8,10 +8,8 @@
 
 #![forbid(unsafe_code)]
 
-use super::entry::{Entry, Kind};
-use super::list::List;
+use super::entry::Kind;
 use super::shard::ShardData;
-use super::zset::ZSet;
 use crate::persistence::coll_record::CollOp;
 
 /// What applying an operation produced, for the live caller.
@@ -103,9 +101,6 @@ pub fn apply<B: AsRef<[u8]>>(s: &mut ShardData, op: &CollOp<B>) -> Applied {
 fn ensure(s: &mut ShardData, key: &[u8], kind: Kind) {
     let holds = s.entry_kind(key) == Some(kind);
     if !holds {
-        s.put_entry(match kind {
-            Kind::List => Entry::new_list(key, List::default(), 0),
-            _ => Entry::new_zset(key, ZSet::new(), 0),
-        });
+        s.put_empty_collection(key, kind, 0);
     }
 }

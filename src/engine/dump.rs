@@ -38,9 +38,10 @@ impl std::fmt::Debug for DumpValue<'_> {
     }
 }
 
-/// Table bytes per entry beyond its block: the 8-byte slot, the hash
-/// table's control byte and load-factor slack, and the allocator's header.
-const ENTRY_OVERHEAD: u64 = 8 + 1 + 8 + 16;
+/// Bytes per entry beyond its block: the 8-byte slot, the hash table's
+/// control byte and load-factor slack, and the arena's rounding to 8 and
+/// its partly filled chunks.
+const ENTRY_OVERHEAD: u64 = 8 + 1 + 8 + 8;
 
 impl Engine {
     /// Calls `f(key, value, expires_at)` for every entry of one shard that

@@ -1,27 +1,38 @@
-//! One key-value entry as a single heap block behind a thin pointer.
+//! One key-value entry as a single block behind a thin pointer.
 //!
 //! A shard's table holds only these 8-byte pointers. Key, value, expiry and
-//! kind share one allocation, which keeps the per-entry overhead under 40
-//! bytes for keys without a TTL (one malloc header, an 8-byte block header,
-//! the table slot) instead of the ~90 bytes of a map from boxed keys to
-//! boxed values. The expiry takes 8 more bytes only in blocks that have one.
+//! kind share one block, carved from the shard's arena (`arena.rs`: no
+//! malloc header, no rounding), which keeps the per-entry overhead near 30
+//! bytes for keys without a TTL (an 8-byte block header, the table slot
+//! and its share of free slots) instead of the
+//! ~90 bytes of a map from boxed keys to boxed values. The expiry takes 8
+//! more bytes only in blocks that have one. Blocks longer than
+//! `arena::MAX_BLOCK` come from the global allocator.
 //!
-//! Block layout (native endian, 8-byte aligned):
+//! An `Entry` has no destructor: its block belongs to the arena of the
+//! table that holds it, so only that table frees it (`Entry::free`), and
+//! only that table can move it (`Entry::move_to`, when its chunk is
+//! emptied).
+//!
+//! Block layout (native endian, packed: blocks start at any byte, so
+//! fields are read and written unaligned, which costs nothing on x86-64
+//! and AArch64 and saves the 3.5 bytes an 8-byte rounding averages):
 //! `val_len: u32 | key_len: u16 | kind: u8 | flags: u8 | [expires_at: u64] | key | value`
-//! where `expires_at` is present iff `flags & HAS_EXPIRY`. The value of a
+//! where `expires_at` is present iff `flags & HAS_EXPIRY`, `flags & LARGE`
+//! marks a block from the global allocator and `flags & DEAD` a freed
+//! block in an arena chunk. The value of a
 //! lock is its owner followed by its fencing token (8 bytes); the value of
 //! a list or sorted set is one pointer to it, shared (`Arc`) so a snapshot
 //! copies it in O(1) under the shard lock and the next write to it copies
 //! it (copy-on-write) instead of the snapshot holding the lock.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
-use std::borrow::Borrow;
 use std::cell::Cell;
-use std::hash::{Hash, Hasher};
 use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
+use super::arena::{self, Arena};
 use super::list::List;
 use super::zset::ZSet;
 use crate::error::{Error, Result};
@@ -32,6 +43,8 @@ const OFF_KEY_LEN: usize = 4;
 const OFF_KIND: usize = 6;
 const OFF_FLAGS: usize = 7;
 const HAS_EXPIRY: u8 = 1;
+const LARGE: u8 = 2;
+const DEAD: u8 = 4;
 const EXPIRY_LEN: usize = 8;
 
 /// How the value bytes are stored.
@@ -177,27 +190,37 @@ unsafe impl Send for Entry {}
 // SAFETY: as for Send: shared access only reads the block.
 unsafe impl Sync for Entry {}
 
-fn layout(key_len: usize, val_len: usize, has_expiry: bool) -> Layout {
-    let size = HEADER + if has_expiry { EXPIRY_LEN } else { 0 } + key_len + val_len;
-    Layout::from_size_align(size, 8).expect("entry size fits in isize")
+fn block_len(key_len: usize, val_len: usize, has_expiry: bool) -> usize {
+    HEADER + if has_expiry { EXPIRY_LEN } else { 0 } + key_len + val_len
 }
 
-fn new_block(key: &[u8], kind: Kind, value: &[u8], expires_at: u64) -> NonNull<u8> {
+fn large_layout(len: usize) -> Layout {
+    Layout::from_size_align(len, 8).expect("entry size fits in isize")
+}
+
+fn new_block(arena: &mut Arena, key: &[u8], kind: Kind, value: &[u8], expires_at: u64) -> NonNull<u8> {
     debug_assert!(key.len() <= u16::MAX as usize && value.len() <= u32::MAX as usize);
     let has_expiry = expires_at != 0;
-    let lay = layout(key.len(), value.len(), has_expiry);
-    // SAFETY: the layout is non-zero sized (HEADER > 0); every byte is written below.
+    let len = block_len(key.len(), value.len(), has_expiry);
+    let (p, large) = if len <= arena::MAX_BLOCK {
+        (arena.alloc(len), false)
+    } else {
+        // SAFETY: the layout is non-zero sized (HEADER > 0).
+        let p = unsafe { alloc(large_layout(len)) };
+        (NonNull::new(p).unwrap_or_else(|| handle_alloc_error(large_layout(len))), true)
+    };
+    let flags = if has_expiry { HAS_EXPIRY } else { 0 } | if large { LARGE } else { 0 };
+    // SAFETY: p points to `len` writable bytes; every byte
+    // is written below.
     unsafe {
-        let p = alloc(lay);
-        let Some(p) = NonNull::new(p) else { handle_alloc_error(lay) };
         let raw = p.as_ptr();
-        (raw.add(OFF_VAL_LEN) as *mut u32).write(value.len() as u32);
-        (raw.add(OFF_KEY_LEN) as *mut u16).write(key.len() as u16);
+        (raw.add(OFF_VAL_LEN) as *mut u32).write_unaligned(value.len() as u32);
+        (raw.add(OFF_KEY_LEN) as *mut u16).write_unaligned(key.len() as u16);
         raw.add(OFF_KIND).write(kind as u8);
-        raw.add(OFF_FLAGS).write(if has_expiry { HAS_EXPIRY } else { 0 });
+        raw.add(OFF_FLAGS).write(flags);
         let mut at = HEADER;
         if has_expiry {
-            (raw.add(HEADER) as *mut u64).write(expires_at);
+            (raw.add(HEADER) as *mut u64).write_unaligned(expires_at);
             at += EXPIRY_LEN;
         }
         std::ptr::copy_nonoverlapping(key.as_ptr(), raw.add(at), key.len());
@@ -213,24 +236,69 @@ fn arc_bytes<T>(arc: Arc<T>) -> [u8; 8] {
 }
 
 impl Entry {
-    pub fn new_bytes(key: &[u8], value: &[u8], expires_at: u64) -> Entry {
-        Entry { block: Cell::new(new_block(key, Kind::Bytes, value, expires_at)) }
+    /// A string entry (Bytes, Int as 8 native-endian bytes, or Lock as
+    /// `lock_value`) in `arena`.
+    pub(super) fn new(arena: &mut Arena, key: &[u8], kind: Kind, value: &[u8], expires_at: u64) -> Entry {
+        debug_assert!(!kind.is_collection());
+        Entry { block: Cell::new(new_block(arena, key, kind, value, expires_at)) }
     }
 
-    pub fn new_int(key: &[u8], value: i64, expires_at: u64) -> Entry {
-        Entry { block: Cell::new(new_block(key, Kind::Int, &value.to_ne_bytes(), expires_at)) }
+    pub(super) fn new_bytes(arena: &mut Arena, key: &[u8], value: &[u8], expires_at: u64) -> Entry {
+        Entry::new(arena, key, Kind::Bytes, value, expires_at)
     }
 
-    pub fn new_lock(key: &[u8], owner: &[u8], token: u64, expires_at: u64) -> Entry {
-        Entry { block: Cell::new(new_block(key, Kind::Lock, &lock_bytes(owner, token), expires_at)) }
+    pub(super) fn new_int(arena: &mut Arena, key: &[u8], value: i64, expires_at: u64) -> Entry {
+        Entry::new(arena, key, Kind::Int, &value.to_ne_bytes(), expires_at)
     }
 
-    pub fn new_list(key: &[u8], list: List, expires_at: u64) -> Entry {
-        Entry { block: Cell::new(new_block(key, Kind::List, &arc_bytes(Arc::new(list)), expires_at)) }
+    pub(super) fn new_list(arena: &mut Arena, key: &[u8], list: List, expires_at: u64) -> Entry {
+        Entry { block: Cell::new(new_block(arena, key, Kind::List, &arc_bytes(Arc::new(list)), expires_at)) }
     }
 
-    pub fn new_zset(key: &[u8], zset: ZSet, expires_at: u64) -> Entry {
-        Entry { block: Cell::new(new_block(key, Kind::ZSet, &arc_bytes(Arc::new(zset)), expires_at)) }
+    pub(super) fn new_zset(arena: &mut Arena, key: &[u8], zset: ZSet, expires_at: u64) -> Entry {
+        Entry { block: Cell::new(new_block(arena, key, Kind::ZSet, &arc_bytes(Arc::new(zset)), expires_at)) }
+    }
+
+    /// Frees the block (and releases the collection it references).
+    ///
+    /// # Safety
+    /// `arena` is the one the entry was made in (its table's).
+    pub(super) unsafe fn free(self, arena: &mut Arena) {
+        // SAFETY: the block came from `arena` (caller's contract) and this
+        // entry, consumed here, was its only owner.
+        unsafe { free_block(arena, self.block.get(), true) }
+    }
+
+    /// Whether the entry's block starts at `p`.
+    #[inline]
+    pub(super) fn is_at(&self, p: NonNull<u8>) -> bool {
+        self.block.get() == p
+    }
+
+    /// Copies the block to a new place in `arena` and frees nothing: the
+    /// old place is in a chunk being emptied.
+    ///
+    /// # Safety
+    /// `arena` is the entry's; the caller has exclusive access to it.
+    pub(super) unsafe fn move_to(&self, arena: &mut Arena) {
+        let len = self.len();
+        debug_assert!(!self.is_large());
+        let to = arena.alloc(len);
+        // SAFETY: both blocks are `len` bytes and distinct (the old one is
+        // in a chunk the arena no longer allocates from).
+        unsafe { std::ptr::copy_nonoverlapping(self.raw(), to.as_ptr(), len) };
+        self.block.set(to);
+    }
+
+    #[inline]
+    fn len(&self) -> usize {
+        block_len(self.key_len(), self.val_len(), self.has_expiry_slot())
+    }
+
+    #[inline]
+    fn is_large(&self) -> bool {
+        // SAFETY: the block is live and starts with its header.
+        unsafe { self.raw().add(OFF_FLAGS).read() & LARGE != 0 }
     }
 
     #[inline]
@@ -255,20 +323,20 @@ impl Entry {
         if !self.has_expiry_slot() {
             return 0;
         }
-        // SAFETY: the slot exists and is 8-byte aligned.
-        unsafe { (self.raw().add(HEADER) as *const u64).read() }
+        // SAFETY: the slot exists (read unaligned: blocks are packed).
+        unsafe { (self.raw().add(HEADER) as *const u64).read_unaligned() }
     }
 
     #[inline]
     fn key_len(&self) -> usize {
-        // SAFETY: the header is live and aligned.
-        unsafe { (self.raw().add(OFF_KEY_LEN) as *const u16).read() as usize }
+        // SAFETY: the header is live (read unaligned: blocks are packed).
+        unsafe { (self.raw().add(OFF_KEY_LEN) as *const u16).read_unaligned() as usize }
     }
 
     #[inline]
     fn val_len(&self) -> usize {
-        // SAFETY: the header is live and aligned.
-        unsafe { (self.raw().add(OFF_VAL_LEN) as *const u32).read() as usize }
+        // SAFETY: the header is live (read unaligned: blocks are packed).
+        unsafe { (self.raw().add(OFF_VAL_LEN) as *const u32).read_unaligned() as usize }
     }
 
     #[inline]
@@ -397,23 +465,25 @@ impl Entry {
         self.key_offset() + self.key_len() + self.val_len()
     }
 
-    /// Caller must hold the shard's write lock.
-    pub fn set_expires_at(&self, expires_at: u64) {
+    /// Caller must hold the shard's write lock; `arena` is the entry's.
+    pub(super) fn set_expires_at(&self, arena: &mut Arena, expires_at: u64) {
         if self.has_expiry_slot() {
             // SAFETY: the slot exists; we hold exclusive access.
-            unsafe { (self.raw().add(HEADER) as *mut u64).write(expires_at) }
+            unsafe { (self.raw().add(HEADER) as *mut u64).write_unaligned(expires_at) }
         } else if expires_at != 0 {
             // The old block is read while the new one is built, then freed;
             // a collection's reference moves to the new block.
-            let grown = new_block(self.key(), self.kind(), self.value_bytes(), expires_at);
-            free_block(self.block.replace(grown), false);
+            let grown = new_block(arena, self.key(), self.kind(), self.value_bytes(), expires_at);
+            // SAFETY: the old block came from `arena` and is no longer
+            // referenced; its collection reference moved to the new one.
+            unsafe { free_block(arena, self.block.replace(grown), false) };
         }
     }
 
     /// Replaces the value with a string kind (Bytes, Int or Lock). Reuses
     /// the block when the size is unchanged and the expiry fits its layout.
-    /// Caller must hold the shard's write lock.
-    pub fn replace(&self, kind: Kind, value: &[u8], expires_at: u64) {
+    /// Caller must hold the shard's write lock; `arena` is the entry's.
+    pub(super) fn replace(&self, arena: &mut Arena, kind: Kind, value: &[u8], expires_at: u64) {
         debug_assert!(!kind.is_collection());
         let fits = self.val_len() == value.len() && (self.has_expiry_slot() || expires_at == 0);
         if fits && !self.kind().is_collection() {
@@ -424,21 +494,12 @@ impl Entry {
                 let dst = raw.add(self.key_offset() + self.key_len());
                 std::ptr::copy_nonoverlapping(value.as_ptr(), dst, value.len());
             }
-            self.set_expires_at(expires_at);
+            self.set_expires_at(arena, expires_at);
             return;
         }
-        self.swap_block(new_block(self.key(), kind, value, expires_at));
-    }
-
-    /// Replaces the whole entry with `other`'s block (same key).
-    pub fn replace_with(&self, other: Entry) {
-        debug_assert_eq!(self.key(), other.key());
-        let other = ManuallyDrop::new(other);
-        self.swap_block(other.block.get());
-    }
-
-    fn swap_block(&self, new: NonNull<u8>) {
-        free_block(self.block.replace(new), true);
+        let new = new_block(arena, self.key(), kind, value, expires_at);
+        // SAFETY: the old block came from `arena` and is no longer referenced.
+        unsafe { free_block(arena, self.block.replace(new), true) };
     }
 }
 
@@ -465,14 +526,19 @@ fn share<T>(p: *const T) -> Arc<T> {
 
 /// Frees a block; `release` drops the collection a List or ZSet block
 /// references (false when the reference moved to another block).
-fn free_block(p: NonNull<u8>, release: bool) {
-    // SAFETY: p was allocated by new_block with the layout its header
-    // describes; a collection pointer came from Arc::into_raw of its type.
+///
+/// # Safety
+/// `p` is a live block made by `new_block` in `arena`, referenced by no
+/// entry any more.
+unsafe fn free_block(arena: &mut Arena, p: NonNull<u8>, release: bool) {
+    // SAFETY: p is a live block (caller's contract): its header describes
+    // it, and a collection pointer in it came from Arc::into_raw of its type.
     unsafe {
         let raw = p.as_ptr();
-        let val_len = (raw.add(OFF_VAL_LEN) as *const u32).read() as usize;
-        let key_len = (raw.add(OFF_KEY_LEN) as *const u16).read() as usize;
-        let has_expiry = raw.add(OFF_FLAGS).read() & HAS_EXPIRY != 0;
+        let val_len = (raw.add(OFF_VAL_LEN) as *const u32).read_unaligned() as usize;
+        let key_len = (raw.add(OFF_KEY_LEN) as *const u16).read_unaligned() as usize;
+        let flags = raw.add(OFF_FLAGS).read();
+        let has_expiry = flags & HAS_EXPIRY != 0;
         let kind = Kind::from_u8(raw.add(OFF_KIND).read());
         if release && kind.is_collection() {
             let at = raw.add(HEADER + if has_expiry { EXPIRY_LEN } else { 0 } + key_len);
@@ -482,34 +548,34 @@ fn free_block(p: NonNull<u8>, release: bool) {
                 _ => drop(Arc::from_raw(ptr as *const ZSet)),
             }
         }
-        dealloc(raw, layout(key_len, val_len, has_expiry));
+        let len = block_len(key_len, val_len, has_expiry);
+        if flags & LARGE != 0 {
+            dealloc(raw, large_layout(len));
+        } else {
+            raw.add(OFF_FLAGS).write(flags | DEAD);
+            arena.free(p, len);
+        }
     }
 }
 
-impl Drop for Entry {
-    fn drop(&mut self) {
-        free_block(self.block.get(), true);
-    }
-}
-
-impl Hash for Entry {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key().hash(state)
-    }
-}
-
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Entry {}
-
-impl Borrow<[u8]> for Entry {
-    #[inline]
-    fn borrow(&self) -> &[u8] {
-        self.key()
+/// What a chunk walk finds at `p`: the block's length, and its key unless
+/// it is dead.
+///
+/// # Safety
+/// `p` is the start of a block (live or dead) in an arena chunk that is
+/// not freed during `'a`.
+pub(super) unsafe fn block_in_chunk<'a>(p: NonNull<u8>) -> (usize, Option<&'a [u8]>) {
+    // SAFETY: a block keeps its header after it is freed (only the DEAD
+    // flag is set), so the lengths describe it either way.
+    unsafe {
+        let raw = p.as_ptr();
+        let val_len = (raw.add(OFF_VAL_LEN) as *const u32).read_unaligned() as usize;
+        let key_len = (raw.add(OFF_KEY_LEN) as *const u16).read_unaligned() as usize;
+        let flags = raw.add(OFF_FLAGS).read();
+        let key_at = HEADER + if flags & HAS_EXPIRY != 0 { EXPIRY_LEN } else { 0 };
+        let len = key_at + key_len + val_len;
+        let key = (flags & DEAD == 0).then(|| std::slice::from_raw_parts(raw.add(key_at), key_len));
+        (len, key)
     }
 }
 
@@ -517,17 +583,22 @@ impl Borrow<[u8]> for Entry {
 mod tests {
     use super::*;
 
+    fn arena() -> Arena {
+        Arena::new()
+    }
+
     #[test]
     fn roundtrip_and_replace() {
-        let e = Entry::new_bytes(b"k", b"hello", 42);
+        let a = &mut arena();
+        let e = Entry::new_bytes(a, b"k", b"hello", 42);
         assert_eq!(e.key(), b"k");
         assert_eq!(e.value(), Value::Bytes(b"hello"));
         assert_eq!(e.expires_at(), 42);
-        e.replace(Kind::Bytes, b"world", 7); // same size: in place
+        e.replace(a, Kind::Bytes, b"world", 7); // same size: in place
         assert_eq!(e.value(), Value::Bytes(b"world"));
-        e.replace(Kind::Bytes, b"", 0); // new block
+        e.replace(a, Kind::Bytes, b"", 0); // new block
         assert_eq!(e.value(), Value::Bytes(b""));
-        e.replace(Kind::Int, &(-5i64).to_ne_bytes(), 0);
+        e.replace(a, Kind::Int, &(-5i64).to_ne_bytes(), 0);
         assert_eq!(e.value(), Value::Int(-5));
         assert_eq!(e.key(), b"k");
     }
@@ -536,38 +607,42 @@ mod tests {
     fn collections_copy_on_write_and_free() {
         let mut l = List::default();
         l.push(false, b"a");
-        let e = Entry::new_list(b"q", l, 0);
+        let a = &mut arena();
+        let e = Entry::new_list(a, b"q", l, 0);
         let shared = e.share_list().unwrap();
         // SAFETY: the test owns the entry exclusively.
         unsafe { e.list_mut().unwrap().push(false, b"b") };
         assert_eq!(shared.len(), 1, "the snapshot's share is unchanged");
         assert!(matches!(e.value(), Value::List(l) if l.len() == 2));
-        e.set_expires_at(77); // moves the reference to a grown block
+        e.set_expires_at(a, 77); // moves the reference to a grown block
         assert!(matches!(e.value(), Value::List(l) if l.len() == 2));
         assert_eq!(Arc::strong_count(&shared), 1);
-        e.replace(Kind::Bytes, b"x", 0); // releases the list
+        e.replace(a, Kind::Bytes, b"x", 0); // releases the list
         assert_eq!(e.value(), Value::Bytes(b"x"));
-        let lock = Entry::new_lock(b"l", b"owner", 42, 9);
+        let lock = Entry::new(a, b"l", Kind::Lock, &lock_value(b"owner", 42), 9);
         assert_eq!((lock.value(), lock.lock_token(), lock.expires_at()), (Value::Bytes(b"owner"), Some(42), 9));
         assert_eq!(e.lock_token(), None);
-        let z = Entry::new_zset(b"z", ZSet::new(), 0);
-        z.replace_with(Entry::new_bytes(b"z", b"v", 0));
+        let z = Entry::new_zset(a, b"z", ZSet::new(), 0);
+        let zs = z.share_zset().unwrap();
+        z.replace(a, Kind::Bytes, b"v", 0);
         assert_eq!(z.value(), Value::Bytes(b"v"));
+        assert_eq!(Arc::strong_count(&zs), 1, "replacing the zset released it");
     }
 
     #[test]
     fn expiry_slot_comes_and_stays() {
-        let e = Entry::new_bytes(b"key", b"value", 0);
+        let a = &mut arena();
+        let e = Entry::new_bytes(a, b"key", b"value", 0);
         assert_eq!((e.expires_at(), e.block_size()), (0, 8 + 3 + 5));
-        e.set_expires_at(99); // grows the block
+        e.set_expires_at(a, 99); // grows the block
         assert_eq!((e.expires_at(), e.key(), e.value()), (99, &b"key"[..], Value::Bytes(b"value")));
         assert_eq!(e.block_size(), 16 + 3 + 5);
-        e.set_expires_at(0); // keeps the slot, clears it
+        e.set_expires_at(a, 0); // keeps the slot, clears it
         assert_eq!(e.expires_at(), 0);
-        e.replace(Kind::Bytes, b"other", 7); // same size, slot present: in place
+        e.replace(a, Kind::Bytes, b"other", 7); // same size, slot present: in place
         assert_eq!((e.expires_at(), e.value()), (7, Value::Bytes(b"other")));
-        let f = Entry::new_int(b"n", 5, 0);
-        f.replace(Kind::Bytes, b"12345678", 42); // same size but needs a slot: new block
+        let f = Entry::new_int(a, b"n", 5, 0);
+        f.replace(a, Kind::Bytes, b"12345678", 42); // same size but needs a slot: new block
         assert_eq!((f.expires_at(), f.kind(), f.key()), (42, Kind::Bytes, &b"n"[..]));
     }
 

@@ -2,6 +2,7 @@
 //! directory is set, logged while its shard lock is held, so that the WAL
 //! order of any key equals its in-memory order.
 
+mod arena;
 mod clock;
 pub mod collections;
 mod durability;

@@ -10,9 +10,7 @@
 #![forbid(unsafe_code)]
 
 use super::collections;
-use super::entry::{Entry, Value};
-use super::list::List;
-use super::zset::ZSet;
+use super::entry::{Kind, Value};
 use super::hash::{shard_of, shard_of_hash};
 use super::shard::ShardData;
 use super::table::Hashed;
@@ -201,7 +199,7 @@ fn apply_entry(s: &mut ShardData, hk: Hashed<'_>, e: &SnapEntry<'_>) {
         }
         KIND_LIST | KIND_LIST_MORE => {
             if e.kind == KIND_LIST {
-                s.put_entry(Entry::new_list(e.key, List::default(), e.expires_at));
+                s.put_empty_collection(e.key, Kind::List, e.expires_at);
             }
             if let Some(l) = s.list_mut(e.key) {
                 for item in decode_list_chunk(e.value).unwrap_or_default() {
@@ -211,7 +209,7 @@ fn apply_entry(s: &mut ShardData, hk: Hashed<'_>, e: &SnapEntry<'_>) {
         }
         KIND_ZSET | KIND_ZSET_MORE => {
             if e.kind == KIND_ZSET {
-                s.put_entry(Entry::new_zset(e.key, ZSet::new(), e.expires_at));
+                s.put_empty_collection(e.key, Kind::ZSet, e.expires_at);
             }
             if let Some(z) = s.zset_mut(e.key) {
                 for (score, m) in decode_zset_chunk(e.value).unwrap_or_default() {

@@ -64,22 +64,18 @@ impl ShardData {
     pub fn put<'k>(&mut self, key: impl Key<'k>, kind: Kind, value: &[u8], expires_at: u64) {
         let key = self.map.hashed(key);
         self.touch(key.key);
-        match self.map.get(key) {
-            Some(e) => {
+        let had_ttl = match self.map.get_mut(key) {
+            Some((e, arena)) => {
                 let had_ttl = e.expires_at() != 0;
-                e.replace(kind, value, expires_at);
-                self.adjust_ttl_count(had_ttl, expires_at != 0);
+                e.replace(arena, kind, value, expires_at);
+                had_ttl
             }
             None => {
-                let e = match kind {
-                    Kind::Int => Entry::new_int(key.key, i64::from_ne_bytes(value.try_into().expect("int is 8 bytes")), expires_at),
-                    Kind::Lock => Entry::new_lock(key.key, &value[..value.len() - 8], u64::from_ne_bytes(value[value.len() - 8..].try_into().unwrap()), expires_at),
-                    _ => Entry::new_bytes(key.key, value, expires_at),
-                };
-                self.map.insert_new(key, e);
-                self.adjust_ttl_count(false, expires_at != 0);
+                self.map.insert_new(key, |arena, k| Entry::new(arena, k, kind, value, expires_at));
+                false
             }
-        }
+        };
+        self.adjust_ttl_count(had_ttl, expires_at != 0);
     }
 
     pub fn put_bytes<'k>(&mut self, key: impl Key<'k>, value: &[u8], expires_at: u64) {
@@ -95,23 +91,14 @@ impl ShardData {
         self.put(key, Kind::Lock, &lock_value(owner, token), expires_at)
     }
 
-    /// Stores a whole entry (a new collection), replacing any for its key.
-    pub fn put_entry(&mut self, e: Entry) {
-        let key = e.key().to_vec();
-        self.touch(&key);
-        let has_ttl = e.expires_at() != 0;
-        let had_ttl = match self.map.get(&key[..]) {
-            Some(old) => {
-                let had = old.expires_at() != 0;
-                old.replace_with(e);
-                had
-            }
-            None => {
-                self.map.insert_new(&key[..], e);
-                false
-            }
-        };
-        self.adjust_ttl_count(had_ttl, has_ttl);
+    /// Stores an empty list or sorted set at `key`, replacing any entry.
+    pub fn put_empty_collection(&mut self, key: &[u8], kind: Kind, expires_at: u64) {
+        self.touch(key);
+        let had = self.map.upsert(key, |arena, k| match kind {
+            Kind::List => Entry::new_list(arena, k, List::default(), expires_at),
+            _ => Entry::new_zset(arena, k, ZSet::new(), expires_at),
+        });
+        self.adjust_ttl_count(had.is_some_and(|exp| exp != 0), expires_at != 0);
     }
 
     /// The kind of the entry at `key`, live or expired.
@@ -136,17 +123,14 @@ impl ShardData {
     /// Stores a value with one table probe: recovery's path, where most
     /// keys are new, so building the entry up front costs nothing extra.
     pub fn load<'k>(&mut self, key: impl Key<'k>, value: Value<'_>, expires_at: u64) {
-        let hk = key;
-        let key = hk.bytes();
-        let e = match value {
-            Value::Bytes(b) => Entry::new_bytes(key, b, expires_at),
-            Value::Int(n) => Entry::new_int(key, n, expires_at),
-            Value::List(l) => Entry::new_list(key, l.clone(), expires_at),
-            Value::ZSet(z) => Entry::new_zset(key, z.clone(), expires_at),
-        };
-        self.touch(key);
-        let had_ttl = self.map.replace(hk, e).is_some_and(|old| old.expires_at() != 0);
-        self.adjust_ttl_count(had_ttl, expires_at != 0);
+        self.touch(key.bytes());
+        let had = self.map.upsert(key, |arena, k| match value {
+            Value::Bytes(b) => Entry::new_bytes(arena, k, b, expires_at),
+            Value::Int(n) => Entry::new_int(arena, k, n, expires_at),
+            Value::List(l) => Entry::new_list(arena, k, l.clone(), expires_at),
+            Value::ZSet(z) => Entry::new_zset(arena, k, z.clone(), expires_at),
+        });
+        self.adjust_ttl_count(had.is_some_and(|exp| exp != 0), expires_at != 0);
     }
 
     pub fn reserve(&mut self, additional: usize) {
@@ -172,10 +156,10 @@ impl ShardData {
 
     /// Removes the entry, live or expired; true if there was one.
     pub fn remove_any<'k>(&mut self, key: impl Key<'k>) -> bool {
-        match self.map.take(key) {
-            Some(e) => {
+        match self.map.remove(key) {
+            Some(expires_at) => {
                 self.touch(key.bytes());
-                self.adjust_ttl_count(e.expires_at() != 0, false);
+                self.adjust_ttl_count(expires_at != 0, false);
                 true
             }
             None => false,
@@ -184,9 +168,9 @@ impl ShardData {
 
     /// Sets the expiry of an existing entry (0 = none).
     pub fn set_expiry<'k>(&mut self, key: impl Key<'k>, expires_at: u64) {
-        if let Some(e) = self.map.get(key) {
+        if let Some((e, arena)) = self.map.get_mut(key) {
             let had_ttl = e.expires_at() != 0;
-            e.set_expires_at(expires_at);
+            e.set_expires_at(arena, expires_at);
             if let Some(w) = self.watched.as_mut() {
                 bump(w, key.bytes());
             }
