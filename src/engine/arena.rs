@@ -172,6 +172,7 @@ impl Arena {
     }
 
     /// Chunks held (the current one included).
+    #[cfg(test)]
     pub fn chunks(&self) -> usize {
         self.full.len() + usize::from(self.current.is_some())
     }

@@ -244,6 +244,7 @@ impl Table {
     }
 
     /// Arena chunks held (for tests of the compaction bound).
+    #[cfg(test)]
     pub fn arena_chunks(&self) -> usize {
         self.arena.chunks()
     }
