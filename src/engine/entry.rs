@@ -259,14 +259,17 @@ impl Entry {
         Entry { block: Cell::new(new_block(arena, key, Kind::ZSet, &arc_bytes(Arc::new(zset)), expires_at)) }
     }
 
-    /// Frees the block (and releases the collection it references).
+    /// Frees the block (and releases the collection it references);
+    /// returns the expiry it had (0: none).
     ///
     /// # Safety
     /// `arena` is the one the entry was made in (its table's).
-    pub(super) unsafe fn free(self, arena: &mut Arena) {
+    pub(super) unsafe fn free(self, arena: &mut Arena) -> u64 {
+        let expires_at = self.expires_at();
         // SAFETY: the block came from `arena` (caller's contract) and this
         // entry, consumed here, was its only owner.
-        unsafe { free_block(arena, self.block.get(), true) }
+        unsafe { free_block(arena, self.block.get(), true) };
+        expires_at
     }
 
     /// Whether the entry's block starts at `p`.
@@ -503,17 +506,12 @@ impl Entry {
     }
 }
 
-/// A lock's value bytes: owner, then token.
-fn lock_bytes(owner: &[u8], token: u64) -> Vec<u8> {
+/// The value bytes `replace` takes for a lock: owner, then token.
+pub fn lock_value(owner: &[u8], token: u64) -> Vec<u8> {
     let mut v = Vec::with_capacity(owner.len() + 8);
     v.extend_from_slice(owner);
     v.extend_from_slice(&token.to_ne_bytes());
     v
-}
-
-/// The value bytes `replace` takes for a lock.
-pub fn lock_value(owner: &[u8], token: u64) -> Vec<u8> {
-    lock_bytes(owner, token)
 }
 
 fn share<T>(p: *const T) -> Arc<T> {
@@ -531,28 +529,23 @@ fn share<T>(p: *const T) -> Arc<T> {
 /// `p` is a live block made by `new_block` in `arena`, referenced by no
 /// entry any more.
 unsafe fn free_block(arena: &mut Arena, p: NonNull<u8>, release: bool) {
+    // A view of the block through the entry's accessors; an Entry has no
+    // destructor, so dropping the view frees nothing.
+    let b = Entry { block: Cell::new(p) };
+    let len = b.len();
     // SAFETY: p is a live block (caller's contract): its header describes
     // it, and a collection pointer in it came from Arc::into_raw of its type.
     unsafe {
-        let raw = p.as_ptr();
-        let val_len = (raw.add(OFF_VAL_LEN) as *const u32).read_unaligned() as usize;
-        let key_len = (raw.add(OFF_KEY_LEN) as *const u16).read_unaligned() as usize;
-        let flags = raw.add(OFF_FLAGS).read();
-        let has_expiry = flags & HAS_EXPIRY != 0;
-        let kind = Kind::from_u8(raw.add(OFF_KIND).read());
-        if release && kind.is_collection() {
-            let at = raw.add(HEADER + if has_expiry { EXPIRY_LEN } else { 0 } + key_len);
-            let ptr = (at as *const u64).read_unaligned() as usize;
-            match kind {
-                Kind::List => drop(Arc::from_raw(ptr as *const List)),
-                _ => drop(Arc::from_raw(ptr as *const ZSet)),
-            }
+        match b.kind() {
+            Kind::List if release => drop(Arc::from_raw(b.coll_ptr::<List>())),
+            Kind::ZSet if release => drop(Arc::from_raw(b.coll_ptr::<ZSet>())),
+            _ => {}
         }
-        let len = block_len(key_len, val_len, has_expiry);
-        if flags & LARGE != 0 {
+        let raw = p.as_ptr();
+        if b.is_large() {
             dealloc(raw, large_layout(len));
         } else {
-            raw.add(OFF_FLAGS).write(flags | DEAD);
+            raw.add(OFF_FLAGS).write(raw.add(OFF_FLAGS).read() | DEAD);
             arena.free(p, len);
         }
     }
@@ -565,18 +558,16 @@ unsafe fn free_block(arena: &mut Arena, p: NonNull<u8>, release: bool) {
 /// `p` is the start of a block (live or dead) in an arena chunk that is
 /// not freed during `'a`.
 pub(super) unsafe fn block_in_chunk<'a>(p: NonNull<u8>) -> (usize, Option<&'a [u8]>) {
-    // SAFETY: a block keeps its header after it is freed (only the DEAD
-    // flag is set), so the lengths describe it either way.
-    unsafe {
-        let raw = p.as_ptr();
-        let val_len = (raw.add(OFF_VAL_LEN) as *const u32).read_unaligned() as usize;
-        let key_len = (raw.add(OFF_KEY_LEN) as *const u16).read_unaligned() as usize;
-        let flags = raw.add(OFF_FLAGS).read();
-        let key_at = HEADER + if flags & HAS_EXPIRY != 0 { EXPIRY_LEN } else { 0 };
-        let len = key_at + key_len + val_len;
-        let key = (flags & DEAD == 0).then(|| std::slice::from_raw_parts(raw.add(key_at), key_len));
-        (len, key)
-    }
+    // A view of the block (see free_block): a block keeps its header after
+    // it is freed (only the DEAD flag is set), so the lengths describe it
+    // either way.
+    let b = Entry { block: Cell::new(p) };
+    // SAFETY: the header is in the block (caller's contract).
+    let dead = unsafe { p.as_ptr().add(OFF_FLAGS).read() } & DEAD != 0;
+    // SAFETY: key_len bytes of key follow the header, and the chunk
+    // outlives 'a (caller's contract).
+    let key = (!dead).then(|| unsafe { std::slice::from_raw_parts(p.as_ptr().add(b.key_offset()), b.key_len()) });
+    (b.len(), key)
 }
 
 #[cfg(test)]

@@ -173,10 +173,8 @@ impl Table {
         match self.t.entry(h, |x| x.key() == key.bytes(), rehash(self.seed)) {
             Slot::Occupied(mut o) => {
                 let old = std::mem::replace(o.get_mut(), e);
-                let expired = old.expires_at();
                 // SAFETY: the old entry was this table's.
-                unsafe { old.free(&mut self.arena) };
-                Some(expired)
+                Some(unsafe { old.free(&mut self.arena) })
             }
             Slot::Vacant(v) => {
                 v.insert(e);
@@ -191,10 +189,8 @@ impl Table {
         self.settle();
         let h = self.hash(key);
         let e = self.t.find_entry(h, |e| e.key() == key.bytes()).ok().map(|o| o.remove().0)?;
-        let expires_at = e.expires_at();
         // SAFETY: the entry was this table's.
-        unsafe { e.free(&mut self.arena) };
-        Some(expires_at)
+        Some(unsafe { e.free(&mut self.arena) })
     }
 
     pub fn reserve(&mut self, additional: usize) {
