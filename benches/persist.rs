@@ -267,13 +267,13 @@ fn reopen_times() {
     let e = open(Some(&dir), SyncMode::None);
     fill(&e, n);
     e.close().unwrap();
+    // Each reopen in a fresh process, as after a crash or restart: in one
+    // process the previous engine's freed memory (glibc's heap, or the
+    // arena's chunks) would make each reopen after the first unlike it.
     let reopen = |dir: &Path| {
-        let t = Instant::now();
-        let e = open(Some(dir), SyncMode::None);
-        let secs = t.elapsed().as_secs_f64();
-        assert_eq!(e.count() as usize, n);
-        e.close().unwrap();
-        secs
+        let out = std::process::Command::new(std::env::current_exe().unwrap()).arg(REOPEN_CHILD).arg(dir).arg(n.to_string()).output().unwrap();
+        assert!(out.status.success(), "reopen child: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().parse::<f64>().unwrap()
     };
     let from_wal = median((0..RUNS).map(|_| reopen(&dir)).collect());
     let wal_bytes = dir_bytes(&dir, ".log");
@@ -289,6 +289,19 @@ fn reopen_times() {
     println!("(snapshot of {n} keys took {snap_secs:.3} s)");
     reopen_limits(&dir, wal_bytes, snap_bytes);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+const REOPEN_CHILD: &str = "reopen-child";
+
+/// One timed open of `dir` (which must hold `n` keys), in this fresh
+/// process; prints the seconds.
+fn reopen_child(dir: &Path, n: usize) {
+    let t = Instant::now();
+    let e = open(Some(dir), SyncMode::None);
+    let secs = t.elapsed().as_secs_f64();
+    assert_eq!(e.count() as usize, n);
+    println!("{secs}");
+    e.close().unwrap();
 }
 
 /// Bytes of the files in `dir` whose names end in `suffix`.
@@ -410,6 +423,11 @@ fn one_run(mode: &str) {
 fn main() {
     if let Some(mode) = std::env::args().nth(1).and_then(|a| a.strip_prefix("one-run:").map(str::to_owned)) {
         one_run(&mode);
+        return;
+    }
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(REOPEN_CHILD) {
+        reopen_child(Path::new(&args[2]), args[3].parse().unwrap());
         return;
     }
     let only = std::env::args().nth(1).filter(|a| !a.starts_with('-'));

@@ -71,7 +71,10 @@ pub enum OwnerOutcome {
 /// State shared by the handle, its background threads and its iterators.
 pub(crate) struct Inner {
     shards: Box<[Shard]>,
-    seed: u64,
+    /// Chooses each key's shard and slot. Random for a new store; recovery
+    /// adopts the seed of the snapshot it loads (`reseed`), so that each of
+    /// the snapshot's per-shard sections fills exactly one shard.
+    seed: AtomicU64,
     clock: Clock,
     max_value_bytes: u64,
     /// The last fencing token handed out.
@@ -98,7 +101,7 @@ impl Inner {
     fn new(opts: &Options, seed: u64) -> Inner {
         Inner {
             shards: (0..opts.shards).map(|_| Shard::new(seed)).collect(),
-            seed,
+            seed: AtomicU64::new(seed),
             clock: opts.clock.clone(),
             max_value_bytes: opts.max_value_bytes,
             last_token: AtomicU64::new(0),
@@ -108,8 +111,25 @@ impl Inner {
     }
 
     #[inline]
+    pub(crate) fn seed(&self) -> u64 {
+        // Relaxed: it changes only in recovery, before any other thread
+        // can reach the engine.
+        self.seed.load(Ordering::Relaxed)
+    }
+
+    /// Hashes keys with `seed` from now on if every shard is empty (else
+    /// changes nothing: the entries' places depend on the seed).
+    fn reseed(&self, seed: u64) {
+        let mut guards: Vec<_> = self.shards.iter().map(|s| s.write()).collect();
+        if guards.iter().all(|g| g.len() == 0) {
+            self.seed.store(seed, Ordering::Relaxed);
+            guards.iter_mut().for_each(|g| g.reseed(seed));
+        }
+    }
+
+    #[inline]
     pub(crate) fn shard_index(&self, key: &[u8]) -> usize {
-        shard_of(self.seed, self.shards.len() as u32, key)
+        shard_of(self.seed(), self.shards.len() as u32, key)
     }
 
     #[inline]
@@ -127,7 +147,7 @@ impl Inner {
     /// The key's shard index, and the key with the hash that chose it.
     #[inline]
     fn index_hashed<'k>(&self, key: &'k [u8]) -> (usize, Hashed<'k>) {
-        let hash = key_hash(self.seed, key);
+        let hash = key_hash(self.seed(), key);
         (shard_of_hash(hash, self.shards.len() as u32), Hashed { key, hash })
     }
 

@@ -241,6 +241,16 @@ impl ShardData {
         self.touch_all();
     }
 
+    /// Entries held, expired ones included.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Hashes keys with `seed` from now on; the shard must be empty.
+    pub fn reseed(&mut self, seed: u64) {
+        self.map.reseed(seed)
+    }
+
     pub fn clear(&mut self) {
         self.map.clear();
         self.ttl_count = 0;

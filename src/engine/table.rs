@@ -207,6 +207,14 @@ impl Table {
         self.t.len()
     }
 
+    /// Hashes keys with `seed` from now on. Only an empty table may change
+    /// its seed: the slots of the entries it holds were chosen by the old
+    /// one.
+    pub fn reseed(&mut self, seed: u64) {
+        assert!(self.t.is_empty(), "reseed of a table that holds entries");
+        self.seed = seed;
+    }
+
     pub fn capacity(&self) -> usize {
         self.t.capacity()
     }

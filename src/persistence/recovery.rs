@@ -61,6 +61,10 @@ pub trait Sink: Send + Sync {
     fn route(&self, key: &[u8], parts: usize) -> (usize, u64);
     /// About `n` keys are on their way: size tables once, not by doubling.
     fn reserve(&self, n: u64);
+    /// The snapshot about to be loaded placed its keys in sections by this
+    /// hash seed: an empty sink may adopt it, so that each section's keys
+    /// land together. Called before each snapshot's entries.
+    fn adopt_seed(&mut self, seed: u64);
 }
 
 /// A WAL record on its way to the sink.
@@ -161,6 +165,7 @@ impl Sink for Discard {
         1
     }
     fn reserve(&self, _: u64) {}
+    fn adopt_seed(&mut self, _: u64) {}
 }
 
 pub fn recover(vfs: &dyn Vfs, dir: &Path, run: Run<'_>, sink: &mut dyn Sink) -> Result<Recovered> {
@@ -326,6 +331,9 @@ fn choose_snapshot(
         let name = snapshot::snapshot_name(snap);
         let path = dir.join(&name);
         let image = vfs.map(&path).map_err(|e| io_err("read", &path, e))?;
+        if let Some(seed) = snapshot::seed_hint(&image) {
+            sink.adopt_seed(seed);
+        }
         sink.reserve(snapshot::entry_count_hint(&image));
         let loaded = load_entries(&name, &image, &*sink, &mut *found.progress).and_then(|l| {
             if l.cut.cut_lsn == snap {

@@ -320,4 +320,4 @@ pub fn publish(vfs: &dyn Vfs, dir: &Path, tmp: &Path, name: &str) -> Result<()> 
 }
 
 
-pub use super::snapshot_load::{entry_count_hint, load, load_parallel, LoadedSnapshot, SnapEntry};
+pub use super::snapshot_load::{entry_count_hint, load, seed_hint, load_parallel, LoadedSnapshot, SnapEntry};

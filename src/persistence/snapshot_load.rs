@@ -32,6 +32,12 @@ pub fn entry_count_hint(b: &[u8]) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().unwrap())
 }
 
+/// The hash seed the header claims (unverified, so only a hint: keys
+/// hashed with it fall into the file's sections, whatever it is).
+pub fn seed_hint(b: &[u8]) -> Option<u64> {
+    (b.len() >= SNAPSHOT_HEADER_LEN && b.starts_with(SNAPSHOT_MAGIC)).then(|| u64_at(b, SEED_AT))
+}
+
 /// A verified snapshot image.
 pub struct LoadedSnapshot {
     pub meta: SnapshotMeta,

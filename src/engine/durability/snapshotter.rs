@@ -182,7 +182,7 @@ fn encode_collection(out: &mut Vec<u8>, key: &[u8], exp: u64, list: Option<&List
 /// cut before the file is sealed, so a snapshot never holds a write the WAL
 /// could lose.
 fn write_snapshot(sh: &Shared, inner: &Inner, tmp: &Path) -> Result<(String, u64)> {
-    let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed, created_ms: inner.now() };
+    let meta = SnapshotMeta { shard_count: inner.shards.len() as u32, hash_seed: inner.seed(), created_ms: inner.now() };
     let mut writer = SnapshotWriter::create(&*sh.vfs, tmp, &meta)?;
     // Under the io lock no batch is being written: every record appended
     // from now on is in a batch written, and captured, after this.
